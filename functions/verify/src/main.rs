@@ -1,0 +1,15 @@
+//! The `verify` Lambda: serves `GET|POST /auth/verify`.
+
+use auth_shared::http::{self, Route};
+use lambda_http::{Error, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    auth_shared::telemetry::init();
+    let app = auth_shared::app::from_env().await?;
+    let app = &app;
+    lambda_http::run(service_fn(move |request| async move {
+        Ok::<_, Error>(http::handle(app, "verify", &[Route::Verify], request).await)
+    }))
+    .await
+}

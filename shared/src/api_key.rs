@@ -1,0 +1,370 @@
+//! API keys: their format, how they are checked and what is stored of them.
+//!
+//! Format: `bauth_<key id: 16 hex>_<secret: 64 hex>_<checksum: 8 hex>`.
+//! The prefix lets secret scanners spot a leaked key; the key id is the public
+//! DynamoDB lookup (no scans); the checksum (first 4 bytes of SHA-256 over
+//! everything before it) rejects typos and garbage before any database call.
+//! Only SHA-256 of the secret is stored, and it is compared in constant time.
+
+use std::fmt;
+
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use crate::scope::Scopes;
+
+/// The recognisable prefix of every API key.
+pub const PREFIX: &str = "bauth_";
+const ID_HEX: usize = 16;
+const SECRET_HEX: usize = 64;
+const CHECKSUM_HEX: usize = 8;
+const KEY_LEN: usize = PREFIX.len() + ID_HEX + 1 + SECRET_HEX + 1 + CHECKSUM_HEX;
+
+/// Why a string is not an API key. Callers answer all of them with one
+/// `invalid_client`; the variants exist for tests and logs.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ApiKeyError {
+    /// Wrong length, prefix, separators or alphabet.
+    #[error("not an API key")]
+    Malformed,
+    /// Well formed, but the checksum does not match.
+    #[error("API key checksum mismatch")]
+    Checksum,
+}
+
+/// A key id: 16 lowercase hex characters, public.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// Validates a key id given on its own (admin commands, token `sub`).
+    pub fn parse(s: &str) -> Option<Self> {
+        is_lower_hex(s, ID_HEX).then(|| Self(s.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A parsed API key: its public id and its secret.
+pub struct ApiKey {
+    id: KeyId,
+    secret: SecretString,
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SHA-256 of a key secret, as stored (lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretHash(pub String);
+
+impl ApiKey {
+    /// Parses and checksums `s`; no database call needed to reject garbage.
+    pub fn parse(s: &str) -> Result<Self, ApiKeyError> {
+        if s.len() != KEY_LEN || !s.starts_with(PREFIX) {
+            return Err(ApiKeyError::Malformed);
+        }
+        let rest = &s[PREFIX.len()..];
+        let (id, rest) = rest.split_at(ID_HEX);
+        let (sep1, rest) = rest.split_at(1);
+        let (secret, rest) = rest.split_at(SECRET_HEX);
+        let (sep2, checksum) = rest.split_at(1);
+        if sep1 != "_"
+            || sep2 != "_"
+            || !is_lower_hex(id, ID_HEX)
+            || !is_lower_hex(secret, SECRET_HEX)
+            || !is_lower_hex(checksum, CHECKSUM_HEX)
+        {
+            return Err(ApiKeyError::Malformed);
+        }
+        if checksum_of(id, secret) != checksum {
+            return Err(ApiKeyError::Checksum);
+        }
+        Ok(Self {
+            id: KeyId(id.to_owned()),
+            secret: SecretString::from(secret.to_owned()),
+        })
+    }
+
+    /// A new key with a fresh id and 256 bits of secret from the OS CSPRNG.
+    pub fn generate() -> Result<Self, rand::rand_core::OsError> {
+        let mut id = [0u8; ID_HEX / 2];
+        let mut secret = [0u8; SECRET_HEX / 2];
+        OsRng.try_fill_bytes(&mut id)?;
+        OsRng.try_fill_bytes(&mut secret)?;
+        Ok(Self {
+            id: KeyId(hex::encode(id)),
+            secret: SecretString::from(hex::encode(secret)),
+        })
+    }
+
+    /// A new secret for the same key id (rotation).
+    pub fn regenerate(id: &KeyId) -> Result<Self, rand::rand_core::OsError> {
+        let fresh = Self::generate()?;
+        Ok(Self {
+            id: id.clone(),
+            secret: fresh.secret,
+        })
+    }
+
+    /// The public key id.
+    pub fn id(&self) -> &KeyId {
+        &self.id
+    }
+
+    /// The full key string, to show the owner exactly once.
+    pub fn expose(&self) -> SecretString {
+        let secret = self.secret.expose_secret();
+        let checksum = checksum_of(self.id.as_str(), secret);
+        SecretString::from(format!("{PREFIX}{}_{secret}_{checksum}", self.id))
+    }
+
+    /// The hash to store.
+    pub fn hash(&self) -> SecretHash {
+        SecretHash(hex::encode(Sha256::digest(
+            self.secret.expose_secret().as_bytes(),
+        )))
+    }
+
+    /// Whether this key's secret hashes to `stored`, in constant time.
+    pub fn matches(&self, stored: &SecretHash) -> bool {
+        let ours = self.hash();
+        ours.0.as_bytes().ct_eq(stored.0.as_bytes()).into()
+    }
+}
+
+fn checksum_of(id: &str, secret: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(PREFIX.as_bytes());
+    h.update(id.as_bytes());
+    h.update(b"_");
+    h.update(secret.as_bytes());
+    hex::encode(&h.finalize()[..CHECKSUM_HEX / 2])
+}
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether a key can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Usable.
+    Active,
+    /// Revoked for good.
+    Revoked,
+}
+
+impl KeyStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// Parses the stored spelling; anything unknown reads as revoked (fail closed).
+    pub fn from_stored(s: &str) -> Self {
+        if s == "active" {
+            Self::Active
+        } else {
+            Self::Revoked
+        }
+    }
+}
+
+/// What the table holds of an API key. Never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Public id.
+    pub id: KeyId,
+    /// Owner's label.
+    pub name: String,
+    /// Scopes tokens of this key may carry.
+    pub scopes: Scopes,
+    /// Active or revoked.
+    pub status: KeyStatus,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds after which the key no longer works.
+    pub expires_at: Option<u64>,
+    /// Hash of the current secret.
+    pub secret_hash: SecretHash,
+    /// Hash of the secret replaced by the last rotation, and until when it still works.
+    pub previous_secret: Option<(SecretHash, u64)>,
+}
+
+impl KeyRecord {
+    /// A new active record for `key`.
+    pub fn new(
+        key: &ApiKey,
+        name: &str,
+        scopes: Scopes,
+        now: u64,
+        expires_at: Option<u64>,
+    ) -> Self {
+        Self {
+            id: key.id().clone(),
+            name: name.to_owned(),
+            scopes,
+            status: KeyStatus::Active,
+            created_at: now,
+            expires_at,
+            secret_hash: key.hash(),
+            previous_secret: None,
+        }
+    }
+
+    /// Whether the key is active and unexpired at `now`.
+    pub fn is_usable(&self, now: u64) -> bool {
+        self.status == KeyStatus::Active && self.expires_at.is_none_or(|exp| now < exp)
+    }
+
+    /// Whether `key`'s secret is this record's current one, or the previous
+    /// one within its grace period, whatever the key's status. Both hashes are
+    /// compared every time, so timing does not tell which matched.
+    pub fn proves_possession(&self, key: &ApiKey, now: u64) -> bool {
+        let current = key.matches(&self.secret_hash);
+        let previous = match &self.previous_secret {
+            Some((hash, until)) => key.matches(hash) & (now < *until),
+            None => false,
+        };
+        key.id() == &self.id && (current | previous)
+    }
+
+    /// Whether `key` may log in as this record at `now`: usable and possessed.
+    pub fn authenticates(&self, key: &ApiKey, now: u64) -> bool {
+        self.proves_possession(key, now) && self.is_usable(now)
+    }
+
+    /// Replaces the secret with `key`'s; the old secret keeps working for `grace` seconds.
+    pub fn rotate(&mut self, key: &ApiKey, now: u64, grace: u64) {
+        let old = std::mem::replace(&mut self.secret_hash, key.hash());
+        self.previous_secret = (grace > 0).then(|| (old, now.saturating_add(grace)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> (ApiKey, String) {
+        let key = ApiKey::generate().unwrap();
+        let text = key.expose().expose_secret().to_owned();
+        (key, text)
+    }
+
+    #[test]
+    fn a_generated_key_round_trips() {
+        let (key, text) = fresh();
+        assert!(text.starts_with(PREFIX));
+        assert_eq!(text.len(), KEY_LEN);
+        let parsed = ApiKey::parse(&text).unwrap();
+        assert_eq!(parsed.id(), key.id());
+        assert_eq!(parsed.hash(), key.hash());
+    }
+
+    #[test]
+    fn a_typo_fails_the_checksum() {
+        let (_, text) = fresh();
+        let mut bytes = text.into_bytes();
+        let i = PREFIX.len() + ID_HEX + 5;
+        bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(bytes).unwrap();
+        assert_eq!(ApiKey::parse(&typo).unwrap_err(), ApiKeyError::Checksum);
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let (_, text) = fresh();
+        let upper = text.to_uppercase();
+        let cases = [
+            "",
+            "bauth_",
+            &text[1..],
+            &upper,
+            &text.replacen("bauth_", "xauth_", 1),
+            &format!("{text}0"),
+        ];
+        for bad in cases {
+            assert_eq!(
+                ApiKey::parse(bad).unwrap_err(),
+                ApiKeyError::Malformed,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_the_secret() {
+        let (key, text) = fresh();
+        let secret = &text[PREFIX.len() + ID_HEX + 1..][..SECRET_HEX];
+        assert!(!format!("{key:?}").contains(secret));
+    }
+
+    #[test]
+    fn only_the_right_secret_authenticates() {
+        let (key, _) = fresh();
+        let record = KeyRecord::new(&key, "ci", Scopes::parse("read").unwrap(), 100, None);
+        assert!(record.authenticates(&key, 100));
+        let other = ApiKey::regenerate(key.id()).unwrap();
+        assert!(!record.authenticates(&other, 100));
+    }
+
+    #[test]
+    fn revoked_and_expired_keys_do_not_authenticate() {
+        let (key, _) = fresh();
+        let mut record = KeyRecord::new(&key, "ci", Scopes::parse("read").unwrap(), 100, Some(200));
+        assert!(record.authenticates(&key, 199));
+        assert!(!record.authenticates(&key, 200));
+        record.expires_at = None;
+        record.status = KeyStatus::Revoked;
+        assert!(!record.authenticates(&key, 150));
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_secret_for_the_grace_period() {
+        let (old, _) = fresh();
+        let mut record = KeyRecord::new(&old, "ci", Scopes::parse("read").unwrap(), 100, None);
+        let new = ApiKey::regenerate(old.id()).unwrap();
+        record.rotate(&new, 1000, 60);
+        assert!(record.authenticates(&new, 1000));
+        assert!(record.authenticates(&old, 1059));
+        assert!(!record.authenticates(&old, 1060));
+    }
+
+    #[test]
+    fn rotation_without_grace_cuts_the_old_secret_at_once() {
+        let (old, _) = fresh();
+        let mut record = KeyRecord::new(&old, "ci", Scopes::parse("read").unwrap(), 100, None);
+        let new = ApiKey::regenerate(old.id()).unwrap();
+        record.rotate(&new, 1000, 0);
+        assert!(!record.authenticates(&old, 1000));
+        assert!(record.authenticates(&new, 1000));
+    }
+
+    #[test]
+    fn unknown_status_reads_as_revoked() {
+        assert_eq!(KeyStatus::from_stored("ACTIVE"), KeyStatus::Revoked);
+        assert_eq!(KeyStatus::from_stored("active"), KeyStatus::Active);
+    }
+}

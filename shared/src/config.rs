@@ -1,0 +1,204 @@
+//! Typed configuration, read once from the environment at cold start.
+//!
+//! A missing or invalid setting is an [`ConfigError`] naming the variable, so
+//! the function fails at init with one log line instead of on the first request.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// The rules that shape tokens: lifetimes, reuse and accepted clock skew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// Lifetime of a fresh token (`TOKEN_TTL_SECONDS`).
+    pub ttl_seconds: u64,
+    /// A session's token is replaced once it has this little left
+    /// (`REFRESH_WINDOW_SECONDS`); 0 reuses it until expiry.
+    pub refresh_window_seconds: u64,
+    /// Clock skew accepted on `exp`, `nbf` and `iat` (`CLOCK_LEEWAY_SECONDS`).
+    pub leeway_seconds: u64,
+    /// The `iss` claim signed into and required of every token (`ISSUER`).
+    pub issuer: String,
+    /// The `aud` claim, when configured (`AUDIENCE`).
+    pub audience: Option<String>,
+}
+
+impl TokenPolicy {
+    /// The defaults of DESIGN.md for a given issuer.
+    pub fn with_issuer(issuer: impl Into<String>) -> Self {
+        Self {
+            ttl_seconds: 7200,
+            refresh_window_seconds: 300,
+            leeway_seconds: 30,
+            issuer: issuer.into(),
+            audience: None,
+        }
+    }
+}
+
+/// Configuration of a Lambda function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The DynamoDB table holding keys and sessions (`TABLE_NAME`).
+    pub table_name: String,
+    /// The Secrets Manager secret holding the signing key (`SIGNING_SECRET_ARN`).
+    pub signing_secret_arn: String,
+    /// How long signing keys are cached (`SIGNING_KEY_CACHE_SECONDS`).
+    pub signing_key_cache: Duration,
+    /// Token rules.
+    pub tokens: TokenPolicy,
+}
+
+/// A setting that is missing or does not parse.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable is not set (or is empty).
+    #[error("{0} is required but not set")]
+    Missing(&'static str),
+    /// A variable is set to something unusable.
+    #[error("{name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it (never its value: it may be a secret ARN or worse).
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            signing_secret_arn: env.required("SIGNING_SECRET_ARN")?,
+            signing_key_cache: Duration::from_secs(env.seconds(
+                "SIGNING_KEY_CACHE_SECONDS",
+                300,
+                0..=86_400,
+            )?),
+            tokens: TokenPolicy::from_lookup(&lookup)?,
+        })
+    }
+}
+
+impl TokenPolicy {
+    /// Reads the token settings through `lookup`.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let ttl_seconds = env.seconds("TOKEN_TTL_SECONDS", 7200, 60..=86_400)?;
+        let refresh_window_seconds = env.seconds("REFRESH_WINDOW_SECONDS", 300, 0..=86_400)?;
+        if refresh_window_seconds >= ttl_seconds {
+            return Err(ConfigError::Invalid {
+                name: "REFRESH_WINDOW_SECONDS",
+                reason: "must be less than TOKEN_TTL_SECONDS".into(),
+            });
+        }
+        Ok(Self {
+            ttl_seconds,
+            refresh_window_seconds,
+            leeway_seconds: env.seconds("CLOCK_LEEWAY_SECONDS", 30, 0..=300)?,
+            issuer: env.required("ISSUER")?,
+            audience: env.optional("AUDIENCE"),
+        })
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn optional(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let Some(raw) = self.optional(name) else {
+            return Ok(default);
+        };
+        let value: u64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: "must be a whole number of seconds".into(),
+        })?;
+        if !range.contains(&value) {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: format!("must be between {} and {}", range.start(), range.end()),
+            });
+        }
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("TABLE_NAME", "auth"),
+        (
+            "SIGNING_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:1:secret:s",
+        ),
+        ("ISSUER", "https://auth.example.com"),
+    ];
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let c = config(&BASE).unwrap();
+        assert_eq!(c.tokens.ttl_seconds, 7200);
+        assert_eq!(c.tokens.refresh_window_seconds, 300);
+        assert_eq!(c.tokens.leeway_seconds, 30);
+        assert_eq!(c.signing_key_cache, Duration::from_secs(300));
+        assert_eq!(c.tokens.audience, None);
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let err = config(&BASE[..2]).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("ISSUER"));
+        assert_eq!(err.to_string(), "ISSUER is required but not set");
+    }
+
+    #[test]
+    fn a_malformed_number_is_named() {
+        let mut vars = BASE.to_vec();
+        vars.push(("TOKEN_TTL_SECONDS", "2h"));
+        let err = config(&vars).unwrap_err();
+        assert!(err.to_string().starts_with("TOKEN_TTL_SECONDS is invalid"));
+    }
+
+    #[test]
+    fn a_refresh_window_as_long_as_the_token_is_rejected() {
+        let mut vars = BASE.to_vec();
+        vars.push(("TOKEN_TTL_SECONDS", "600"));
+        vars.push(("REFRESH_WINDOW_SECONDS", "600"));
+        let err = config(&vars).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("REFRESH_WINDOW_SECONDS is invalid")
+        );
+    }
+}

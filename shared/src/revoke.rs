@@ -1,0 +1,142 @@
+//! Revoke: a token's session, a named session, every session of a key, or the key.
+//!
+//! Revoking a session deletes its item, so neither its current token nor its
+//! predecessor verifies again and the next login mints a new one. Revoking a
+//! key marks it revoked, which every verify reads, and removes its sessions.
+//! Repeating a revoke is harmless. A key whose secret matches may revoke its
+//! own sessions even when it is already revoked or expired: that only ever
+//! takes access away.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::api_key::{ApiKey, KeyRecord, KeyStatus};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::session_id::SessionId;
+use crate::telemetry::Audit;
+use crate::verify::authentic_claims;
+
+/// What to revoke.
+#[derive(Debug)]
+pub enum RevokeRequest {
+    /// The session holding this token (RFC 7009: unknown tokens are fine).
+    Token(SecretString),
+    /// One session of a key.
+    Session {
+        /// The key, proving ownership.
+        api_key: SecretString,
+        /// The session; `None` is the default session.
+        session_id: Option<String>,
+    },
+    /// Every session of a key.
+    AllSessions {
+        /// The key, proving ownership.
+        api_key: SecretString,
+    },
+    /// The key itself, and with it every session.
+    Key {
+        /// The key to revoke.
+        api_key: SecretString,
+    },
+}
+
+/// What a revoke did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Sessions removed.
+    pub sessions: u64,
+    /// Whether the API key was revoked.
+    pub api_key: bool,
+}
+
+/// Runs a revoke.
+pub async fn revoke(
+    app: &App,
+    request: RevokeRequest,
+    audit: &mut Audit,
+) -> Result<Revoked, ApiError> {
+    match request {
+        RevokeRequest::Token(token) => revoke_token(app, token.expose_secret(), audit).await,
+        RevokeRequest::Session {
+            api_key,
+            session_id,
+        } => {
+            let session = match session_id {
+                Some(s) => {
+                    SessionId::parse(&s).map_err(|e| ApiError::InvalidRequest(e.to_string()))?
+                }
+                None => SessionId::default_session(),
+            };
+            audit.session_id = Some(session.to_string());
+            let (key, _) = owner(app, &api_key, audit).await?;
+            let removed = app.store.delete_session(key.id(), &session, None).await?;
+            Ok(Revoked {
+                sessions: u64::from(removed),
+                api_key: false,
+            })
+        }
+        RevokeRequest::AllSessions { api_key } => {
+            let (key, _) = owner(app, &api_key, audit).await?;
+            Ok(Revoked {
+                sessions: app.store.delete_sessions(key.id()).await?,
+                api_key: false,
+            })
+        }
+        RevokeRequest::Key { api_key } => {
+            let (key, mut record) = owner(app, &api_key, audit).await?;
+            if record.status != KeyStatus::Revoked {
+                record.status = KeyStatus::Revoked;
+                app.store.save_key(&record).await?;
+            }
+            Ok(Revoked {
+                sessions: app.store.delete_sessions(key.id()).await?,
+                api_key: true,
+            })
+        }
+    }
+}
+
+async fn revoke_token(app: &App, raw: &str, audit: &mut Audit) -> Result<Revoked, ApiError> {
+    let claims = match authentic_claims(app, raw).await {
+        Ok(claims) => claims,
+        // Forged, expired or garbage: nothing of ours to revoke (RFC 7009 §2.2).
+        Err(ApiError::InvalidToken(_)) => return Ok(Revoked::default()),
+        Err(e) => return Err(e),
+    };
+    audit.key_id = Some(claims.sub.clone());
+    audit.session_id = Some(claims.sid.clone());
+    let (Some(key), Ok(session)) = (
+        crate::api_key::KeyId::parse(&claims.sub),
+        SessionId::parse(&claims.sid),
+    ) else {
+        return Ok(Revoked::default());
+    };
+    // Only while the session still holds this token: an old token must not
+    // end a session that has since moved on to a new one.
+    let removed = app
+        .store
+        .delete_session(&key, &session, Some(&claims.jti))
+        .await?;
+    Ok(Revoked {
+        sessions: u64::from(removed),
+        api_key: false,
+    })
+}
+
+/// The key and its record, when the caller holds its secret.
+async fn owner(
+    app: &App,
+    api_key: &SecretString,
+    audit: &mut Audit,
+) -> Result<(ApiKey, KeyRecord), ApiError> {
+    let key = ApiKey::parse(api_key.expose_secret()).map_err(|_| ApiError::InvalidClient)?;
+    audit.key_id = Some(key.id().to_string());
+    let now = app.clock.now();
+    let record = app
+        .store
+        .key(key.id())
+        .await?
+        .filter(|r| r.proves_possession(&key, now))
+        .ok_or(ApiError::InvalidClient)?;
+    Ok((key, record))
+}

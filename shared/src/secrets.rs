@@ -1,0 +1,90 @@
+//! Signing keys from AWS Secrets Manager.
+//!
+//! The secret's value is `{"key": "<at least 32 characters>"}` and its version
+//! id is the `kid`. AWSCURRENT signs; AWSCURRENT and AWSPREVIOUS verify.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::keyring::{KeySet, KeySource, KeySourceError, SigningKey};
+
+/// The staging label of the key that signs.
+pub const CURRENT: &str = "AWSCURRENT";
+/// The staging label of the key replaced by the last rotation.
+pub const PREVIOUS: &str = "AWSPREVIOUS";
+
+/// Loads the signing keys of one secret.
+pub struct SecretsManagerKeySource {
+    client: Client,
+    secret_id: String,
+}
+
+#[derive(Deserialize)]
+struct SecretValue {
+    key: SecretString,
+}
+
+impl SecretsManagerKeySource {
+    /// A source for `secret_id` (ARN or name).
+    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            secret_id: secret_id.into(),
+        }
+    }
+
+    /// The key at `stage`, or `None` when the secret has no version there.
+    async fn stage(&self, stage: &str) -> Result<Option<SigningKey>, KeySourceError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .version_stage(stage)
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                let missing = matches!(
+                    e.as_service_error(),
+                    Some(GetSecretValueError::ResourceNotFoundException(_))
+                );
+                // A secret that was never rotated has no AWSPREVIOUS: not an error.
+                if missing && stage == PREVIOUS {
+                    return Ok(None);
+                }
+                return Err(KeySourceError::Unavailable(Box::new(e)));
+            }
+        };
+        let kid = out
+            .version_id()
+            .ok_or_else(|| KeySourceError::Invalid(format!("{stage} has no version id")))?;
+        let value: SecretValue = out
+            .secret_string()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| {
+                KeySourceError::Invalid(format!(
+                    "{stage} is not a JSON object with a \"key\" string"
+                ))
+            })?;
+        SigningKey::new(kid, &value.key).map(Some)
+    }
+}
+
+#[async_trait]
+impl KeySource for SecretsManagerKeySource {
+    async fn load(&self) -> Result<KeySet, KeySourceError> {
+        let (current, previous) = tokio::join!(self.stage(CURRENT), self.stage(PREVIOUS));
+        let current =
+            current?.ok_or_else(|| KeySourceError::Invalid(format!("no {CURRENT} version")))?;
+        Ok(KeySet {
+            current: Arc::new(current),
+            previous: previous?.map(Arc::new),
+        })
+    }
+}

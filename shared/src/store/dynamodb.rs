@@ -1,0 +1,631 @@
+//! The DynamoDB backend: one table, keys and sessions side by side.
+//!
+//! | pk         | sk                   | holds |
+//! |------------|----------------------|-------|
+//! | `KEY#<id>` | `KEY`                | name, secret hash(es), scopes, status, created_at, expires_at |
+//! | `KEY#<id>` | `SESSION#<session>`  | current token's claims and kid, predecessor's (`prev_*`), `ttl` |
+//!
+//! Reads are strongly consistent: a revoke must be seen by the very next verify.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
+    KeysAndAttributes, ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    WriteRequest,
+};
+
+use super::{SessionRecord, Store, StoreError, StoredToken};
+use crate::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
+use crate::scope::Scopes;
+use crate::session_id::SessionId;
+use crate::token::Claims;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Attempts at items DynamoDB returns as unprocessed (throttling) before giving up.
+const UNPROCESSED_ATTEMPTS: u32 = 4;
+/// BatchWriteItem's limit.
+const BATCH_WRITE_MAX: usize = 25;
+
+/// [`Store`] on a DynamoDB table.
+#[derive(Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbStore {
+    /// A store on `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(internal)?,
+        );
+        let mut items = Vec::new();
+        for attempt in 0..UNPROCESSED_ATTEMPTS {
+            let Some(request) = pending.take() else { break };
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if let Some(mut found) = out.responses.and_then(|mut r| r.remove(&self.table)) {
+                items.append(&mut found);
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys.is_empty());
+        }
+        match pending {
+            None => Ok(items),
+            Some(_) => Err(StoreError::Unavailable(
+                "read throttled: keys left unprocessed".into(),
+            )),
+        }
+    }
+
+    async fn batch_delete(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in keys.chunks(BATCH_WRITE_MAX) {
+            let mut requests = chunk
+                .iter()
+                .map(|key| {
+                    DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(internal)?;
+            for attempt in 0..UNPROCESSED_ATTEMPTS {
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+            }
+            if !requests.is_empty() {
+                return Err(StoreError::Unavailable(
+                    "write throttled: items left unprocessed".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn query_sessions(
+        &self,
+        key: &KeyId,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(key_pk(key)))
+                .expression_attribute_values(":prefix", s(SESSION_PREFIX))
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for DynamoDbStore {
+    async fn key_and_session(
+        &self,
+        key: &KeyId,
+        session: &SessionId,
+    ) -> Result<(Option<KeyRecord>, Option<SessionRecord>), StoreError> {
+        let items = self
+            .batch_get(vec![
+                primary(key_pk(key), KEY_SK.into()),
+                primary(key_pk(key), session_sk(session)),
+            ])
+            .await?;
+        let mut record = None;
+        let mut stored = None;
+        for item in &items {
+            match item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
+                Some(KEY_SK) => record = Some(decode_key(item)?),
+                Some(_) => stored = Some(decode_session(item)?),
+                None => return Err(StoreError::Internal("item without sk".into())),
+            }
+        }
+        Ok((record, stored))
+    }
+
+    async fn put_session(
+        &self,
+        session: &SessionRecord,
+        replaces: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode_session(session)?));
+        let request = match replaces {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(jti) => request
+                .condition_expression("jti = :jti")
+                .expression_attribute_values(":jti", s(jti)),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn delete_session(
+        &self,
+        key: &KeyId,
+        session: &SessionId,
+        holding: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(primary(key_pk(key), session_sk(session))))
+            .return_values(ReturnValue::AllOld);
+        let request = match holding {
+            None => request,
+            Some(jti) => request
+                .condition_expression("jti = :jti OR prev_jti = :jti")
+                .expression_attribute_values(":jti", s(jti)),
+        };
+        match request.send().await {
+            Ok(out) => Ok(out.attributes.is_some_and(|a| !a.is_empty())),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn delete_sessions(&self, key: &KeyId) -> Result<u64, StoreError> {
+        let keys: Vec<Item> = self
+            .query_sessions(key, Some("pk, sk"))
+            .await?
+            .into_iter()
+            .filter_map(|item| Some(primary(key_pk(key), item.get("sk")?.as_s().ok()?.clone())))
+            .collect();
+        let count = keys.len() as u64;
+        self.batch_delete(keys).await?;
+        Ok(count)
+    }
+
+    async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
+        self.query_sessions(key, None)
+            .await?
+            .iter()
+            .map(decode_session)
+            .collect()
+    }
+
+    async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(primary(key_pk(key), KEY_SK.into())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.as_ref().map(decode_key).transpose()
+    }
+
+    async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+        self.put_key(record, "attribute_not_exists(pk)").await
+    }
+
+    async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+        self.put_key(record, "attribute_exists(pk)").await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .filter_expression("sk = :sk")
+                .expression_attribute_values(":sk", s(KEY_SK))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                keys.push(decode_key(&item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                keys.sort_by(|a, b| {
+                    a.created_at
+                        .cmp(&b.created_at)
+                        .then_with(|| a.id.cmp(&b.id))
+                });
+                return Ok(keys);
+            }
+        }
+    }
+}
+
+impl DynamoDbStore {
+    async fn put_key(&self, record: &KeyRecord, condition: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode_key(record)))
+            .condition_expression(condition)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+/// Creates the table with the key schema and TTL of DESIGN.md, on-demand
+/// billing, and waits until it is active. For emulators, tests and dev accounts.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(internal)
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(internal)
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .map_err(unavailable)?;
+    for attempt in 0..120 {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
+            break;
+        }
+        if attempt == 119 {
+            return Err(StoreError::Unavailable(
+                "table did not become active in 60 s".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("ttl")
+                .build()
+                .map_err(internal)?,
+        )
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+const KEY_SK: &str = "KEY";
+const SESSION_PREFIX: &str = "SESSION#";
+
+fn key_pk(key: &KeyId) -> String {
+    format!("KEY#{key}")
+}
+
+fn session_sk(session: &SessionId) -> String {
+    format!("{SESSION_PREFIX}{session}")
+}
+
+fn primary(pk: String, sk: String) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk)),
+    ])
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(25 << attempt)
+}
+
+fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Unavailable(Box::new(e))
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+fn encode_key(r: &KeyRecord) -> Item {
+    let mut item = primary(key_pk(&r.id), KEY_SK.into());
+    item.insert("name".into(), s(&r.name));
+    item.insert("scopes".into(), s(r.scopes.to_string()));
+    item.insert("status".into(), s(r.status.as_str()));
+    item.insert("created_at".into(), n(r.created_at));
+    item.insert("secret_hash".into(), s(&r.secret_hash.0));
+    if let Some(exp) = r.expires_at {
+        item.insert("expires_at".into(), n(exp));
+    }
+    if let Some((hash, until)) = &r.previous_secret {
+        item.insert("prev_secret_hash".into(), s(&hash.0));
+        item.insert("prev_secret_until".into(), n(*until));
+    }
+    item
+}
+
+fn decode_key(item: &Item) -> Result<KeyRecord, StoreError> {
+    let pk = get_s(item, "pk")?;
+    let id = pk
+        .strip_prefix("KEY#")
+        .and_then(KeyId::parse)
+        .ok_or_else(|| StoreError::Internal("key item with a bad pk".into()))?;
+    let scopes = Scopes::parse(get_s(item, "scopes")?).map_err(internal)?;
+    let previous_secret = match (
+        opt_s(item, "prev_secret_hash")?,
+        opt_n(item, "prev_secret_until")?,
+    ) {
+        (Some(hash), Some(until)) => Some((SecretHash(hash.to_owned()), until)),
+        _ => None,
+    };
+    Ok(KeyRecord {
+        id,
+        name: get_s(item, "name")?.to_owned(),
+        scopes,
+        status: KeyStatus::from_stored(get_s(item, "status")?),
+        created_at: get_n(item, "created_at")?,
+        expires_at: opt_n(item, "expires_at")?,
+        secret_hash: SecretHash(get_s(item, "secret_hash")?.to_owned()),
+        previous_secret,
+    })
+}
+
+fn encode_session(r: &SessionRecord) -> Result<Item, StoreError> {
+    let key = KeyId::parse(r.key_id())
+        .ok_or_else(|| StoreError::Internal("session with a bad key id".into()))?;
+    let sid = SessionId::parse(r.session_id()).map_err(internal)?;
+    let mut item = primary(key_pk(&key), session_sk(&sid));
+    put_token(&mut item, "", &r.current);
+    if let Some(prev) = &r.previous {
+        put_token(&mut item, "prev_", prev);
+    }
+    item.insert("ttl".into(), n(r.ttl));
+    Ok(item)
+}
+
+fn put_token(item: &mut Item, prefix: &str, t: &StoredToken) {
+    let c = &t.claims;
+    item.insert(format!("{prefix}jti"), s(&c.jti));
+    item.insert(format!("{prefix}iat"), n(c.iat));
+    item.insert(format!("{prefix}exp"), n(c.exp));
+    item.insert(format!("{prefix}kid"), s(&t.kid));
+    item.insert(format!("{prefix}scope"), s(&c.scope));
+    item.insert(format!("{prefix}iss"), s(&c.iss));
+    if let Some(aud) = &c.aud {
+        item.insert(format!("{prefix}aud"), s(aud));
+    }
+}
+
+fn decode_session(item: &Item) -> Result<SessionRecord, StoreError> {
+    let sub = get_s(item, "pk")?
+        .strip_prefix("KEY#")
+        .ok_or_else(|| StoreError::Internal("session item with a bad pk".into()))?;
+    let sid = get_s(item, "sk")?
+        .strip_prefix(SESSION_PREFIX)
+        .ok_or_else(|| StoreError::Internal("session item with a bad sk".into()))?;
+    let previous = if item.contains_key("prev_jti") {
+        Some(get_token(item, "prev_", sub, sid)?)
+    } else {
+        None
+    };
+    Ok(SessionRecord {
+        current: get_token(item, "", sub, sid)?,
+        previous,
+        ttl: get_n(item, "ttl")?,
+    })
+}
+
+fn get_token(item: &Item, prefix: &str, sub: &str, sid: &str) -> Result<StoredToken, StoreError> {
+    let field = |name: &str| format!("{prefix}{name}");
+    Ok(StoredToken {
+        claims: Claims {
+            iss: get_s(item, &field("iss"))?.to_owned(),
+            aud: opt_s(item, &field("aud"))?.map(str::to_owned),
+            sub: sub.to_owned(),
+            sid: sid.to_owned(),
+            jti: get_s(item, &field("jti"))?.to_owned(),
+            iat: get_n(item, &field("iat"))?,
+            nbf: None,
+            exp: get_n(item, &field("exp"))?,
+            scope: get_s(item, &field("scope"))?.to_owned(),
+        },
+        kid: get_s(item, &field("kid"))?.to_owned(),
+    })
+}
+
+fn opt_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::S(v)) => Ok(Some(v)),
+        Some(_) => Err(StoreError::Internal(format!(
+            "attribute {name} is not a string"
+        ))),
+    }
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    opt_s(item, name)?.ok_or_else(|| StoreError::Internal(format!("attribute {name} is missing")))
+}
+
+fn opt_n(item: &Item, name: &str) -> Result<Option<u64>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Internal(format!("attribute {name} is not a whole number"))),
+        Some(_) => Err(StoreError::Internal(format!(
+            "attribute {name} is not a number"
+        ))),
+    }
+}
+
+fn get_n(item: &Item, name: &str) -> Result<u64, StoreError> {
+    opt_n(item, name)?.ok_or_else(|| StoreError::Internal(format!("attribute {name} is missing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> SessionRecord {
+        let claims = Claims {
+            iss: "https://auth.test".into(),
+            aud: Some("api".into()),
+            sub: "0123456789abcdef".into(),
+            sid: "worker-1".into(),
+            jti: "j2".into(),
+            iat: 10,
+            nbf: None,
+            exp: 7210,
+            scope: "read write".into(),
+        };
+        let previous = StoredToken {
+            claims: Claims {
+                jti: "j1".into(),
+                aud: None,
+                ..claims.clone()
+            },
+            kid: "v0".into(),
+        };
+        SessionRecord {
+            current: StoredToken {
+                claims,
+                kid: "v1".into(),
+            },
+            previous: Some(previous),
+            ttl: 7240,
+        }
+    }
+
+    #[test]
+    fn sessions_round_trip_through_items() {
+        let record = session();
+        let item = encode_session(&record).unwrap();
+        assert_eq!(item["sk"], s("SESSION#worker-1"));
+        assert!(!item.contains_key("prev_aud"));
+        assert_eq!(decode_session(&item).unwrap(), record);
+    }
+
+    #[test]
+    fn a_wrongly_typed_attribute_is_an_error_not_a_default() {
+        let mut item = encode_session(&session()).unwrap();
+        item.insert("exp".into(), s("7210"));
+        assert!(matches!(
+            decode_session(&item),
+            Err(StoreError::Internal(_))
+        ));
+    }
+}

@@ -1,0 +1,123 @@
+//! Storage of API keys and sessions: a narrow trait and its backends.
+//!
+//! The logic depends only on [`Store`]. Backends hold records as they are
+//! given; they never decide whether something has expired. Every reader
+//! checks time itself, because expired items may still be read for up to two
+//! days after their TTL (and an emulator may never delete them).
+
+pub mod dynamodb;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::api_key::{KeyId, KeyRecord};
+use crate::session_id::SessionId;
+use crate::token::Claims;
+
+/// A token as a session stores it: everything needed to re-sign the same bytes.
+/// The token itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    /// The signed claims.
+    pub claims: Claims,
+    /// The signing key id.
+    pub kid: String,
+}
+
+impl StoredToken {
+    /// Whether `claims` are this token's: same jti, scope and expiry.
+    pub fn is(&self, claims: &Claims) -> bool {
+        self.claims.jti == claims.jti
+            && self.claims.scope == claims.scope
+            && self.claims.exp == claims.exp
+    }
+}
+
+/// A session: its current token and the one it replaced, which keeps
+/// verifying until its own expiry so that early refreshes break nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The token login hands out now.
+    pub current: StoredToken,
+    /// The token replaced by a refresh, while it may still be live.
+    pub previous: Option<StoredToken>,
+    /// When the item may be deleted by TTL: the latest expiry plus leeway.
+    pub ttl: u64,
+}
+
+impl SessionRecord {
+    /// The key the session belongs to (`sub`).
+    pub fn key_id(&self) -> &str {
+        &self.current.claims.sub
+    }
+
+    /// The session id (`sid`).
+    pub fn session_id(&self) -> &str {
+        &self.current.claims.sid
+    }
+
+    /// Whether the session holds a token with these claims: its current one
+    /// or its predecessor. Callers check the token's own `exp` first, which is
+    /// also the predecessor's expiry, so a predecessor only counts until then.
+    pub fn holds(&self, claims: &Claims) -> bool {
+        self.current.is(claims) || self.previous.as_ref().is_some_and(|p| p.is(claims))
+    }
+}
+
+/// A backend failure.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Unreachable, throttled or refusing after retries (503).
+    #[error("store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An item that does not decode, or a request we built wrong: a bug or a hand edit (500).
+    #[error("store internal error: {0}")]
+    Internal(String),
+}
+
+/// What the logic needs of a backend.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The key and one of its sessions, in one consistent round trip.
+    async fn key_and_session(
+        &self,
+        key: &KeyId,
+        session: &SessionId,
+    ) -> Result<(Option<KeyRecord>, Option<SessionRecord>), StoreError>;
+
+    /// Writes `session` if the stored session's current jti is `replaces`
+    /// (or, for `None`, if there is no stored session). Returns whether it
+    /// wrote: `false` means another writer got there first.
+    async fn put_session(
+        &self,
+        session: &SessionRecord,
+        replaces: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a session; with `holding`, only if its current or previous
+    /// token has that jti. Returns whether a session was deleted.
+    async fn delete_session(
+        &self,
+        key: &KeyId,
+        session: &SessionId,
+        holding: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes every session of a key; returns how many.
+    async fn delete_sessions(&self, key: &KeyId) -> Result<u64, StoreError>;
+
+    /// Every stored session of a key, expired ones included.
+    async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// A key alone.
+    async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Stores a new key; `false` if the id is taken.
+    async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError>;
+
+    /// Overwrites an existing key (revoke, rotate); `false` if there is none.
+    async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError>;
+
+    /// Every key (admin listing).
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+}

@@ -1,0 +1,441 @@
+//! Access tokens: their claims, signing, and the ordered checks of verify.
+//!
+//! Checks run cheapest and most dangerous first, each with its own
+//! [`TokenError`]: size, shape, pinned algorithm, kid (then the caller looks
+//! the key up), signature, time claims against our clock, issuer and audience.
+//! Session state is checked afterwards by [`crate::verify`].
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::config::TokenPolicy;
+use crate::keyring::SigningKey;
+
+/// Largest token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// The claims we sign. Field order is the serialization order, which keeps
+/// signing deterministic: the same claims and key give the same bytes, so a
+/// session's token can be re-signed from what the table stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// The API key id.
+    pub sub: String,
+    /// The session id.
+    pub sid: String,
+    /// Unique token id.
+    pub jti: String,
+    /// Issued at (Unix seconds).
+    pub iat: u64,
+    /// Not before; we never set it, but honour it when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Expiry (Unix seconds).
+    pub exp: u64,
+    /// Space-separated scopes, canonical order.
+    pub scope: String,
+}
+
+/// Why a token is not valid. The `Display` text is the client's `error_description`.
+#[derive(Debug, Error, PartialEq, Eq, Clone, Copy)]
+pub enum TokenError {
+    /// No token in the request.
+    #[error("no bearer token")]
+    Missing,
+    /// Over [`MAX_TOKEN_BYTES`].
+    #[error("token too large")]
+    TooLarge,
+    /// Not three base64url parts with a JSON header.
+    #[error("token is malformed")]
+    Malformed,
+    /// Header `alg` other than HS256.
+    #[error("token algorithm is not accepted")]
+    Algorithm,
+    /// Missing, malformed or unknown `kid`.
+    #[error("token signing key is unknown")]
+    UnknownKey,
+    /// Signature does not match.
+    #[error("token signature is invalid")]
+    Signature,
+    /// Claims missing or of the wrong type.
+    #[error("token claims are malformed")]
+    Claims,
+    /// `exp` has passed.
+    #[error("token has expired")]
+    Expired,
+    /// `nbf` is in the future.
+    #[error("token is not yet valid")]
+    NotYetValid,
+    /// `iat` is in the future.
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+    /// `iss` is not ours.
+    #[error("token issuer is not accepted")]
+    Issuer,
+    /// `aud` is not ours.
+    #[error("token audience is not accepted")]
+    Audience,
+    /// The session no longer holds this token, or the key is revoked or expired.
+    #[error("token has been revoked")]
+    Revoked,
+}
+
+/// A token that passed the checks that need no key: size, shape, algorithm, kid shape.
+#[derive(Debug)]
+pub struct Unverified<'a> {
+    raw: &'a str,
+    kid: String,
+}
+
+impl Unverified<'_> {
+    /// The `kid` the header names; look the key up with it.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    kid: Option<String>,
+}
+
+/// Size, shape and header checks, in that order.
+pub fn inspect(raw: &str) -> Result<Unverified<'_>, TokenError> {
+    if raw.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::TooLarge);
+    }
+    let mut parts = raw.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let b64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !(b64url(header) && b64url(payload) && b64url(signature)) {
+        return Err(TokenError::Malformed);
+    }
+    let header: RawHeader = URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or(TokenError::Malformed)?;
+    // Pinned: the algorithm is ours to choose, never the token's.
+    if header.alg != "HS256" {
+        return Err(TokenError::Algorithm);
+    }
+    let kid = header
+        .kid
+        .filter(|k| is_valid_kid(k))
+        .ok_or(TokenError::UnknownKey)?;
+    Ok(Unverified { raw, kid })
+}
+
+/// Whether `kid` looks like a Secrets Manager version id (or our local ids):
+/// a path, URL or anything else never reaches a lookup.
+pub fn is_valid_kid(kid: &str) -> bool {
+    (1..=64).contains(&kid.len()) && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Verifies the signature with `key` and decodes the claims.
+pub fn verify_signature(token: &Unverified<'_>, key: &SigningKey) -> Result<Claims, TokenError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    // Time, issuer and audience are checked by `check_claims` against our own
+    // clock, in a fixed order; jsonwebtoken checks only the signature here.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    match jsonwebtoken::decode::<Claims>(token.raw, key.decoding(), &validation) {
+        Ok(data) => Ok(data.claims),
+        Err(e) => Err(match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::Signature,
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::Algorithm,
+            jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::Claims,
+            _ => TokenError::Malformed,
+        }),
+    }
+}
+
+/// Time, issuer and audience checks.
+pub fn check_claims(claims: &Claims, policy: &TokenPolicy, now: u64) -> Result<(), TokenError> {
+    let leeway = policy.leeway_seconds;
+    if now >= claims.exp.saturating_add(leeway) {
+        return Err(TokenError::Expired);
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    if claims.iat > now.saturating_add(leeway) {
+        return Err(TokenError::IssuedInFuture);
+    }
+    if claims.iss != policy.issuer {
+        return Err(TokenError::Issuer);
+    }
+    if policy.audience.is_some() && claims.aud != policy.audience {
+        return Err(TokenError::Audience);
+    }
+    Ok(())
+}
+
+/// Signs `claims` with `key` (HS256, `typ: JWT`, `kid`). Deterministic.
+pub fn sign(claims: &Claims, key: &SigningKey) -> Result<String, jsonwebtoken::errors::Error> {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(key.kid().to_owned());
+    jsonwebtoken::encode(&header, claims, key.encoding())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+    use serde_json::{Value, json};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn key(kid: &str) -> SigningKey {
+        SigningKey::new(kid, &SecretString::from("k".repeat(32) + kid)).unwrap()
+    }
+
+    fn policy() -> TokenPolicy {
+        TokenPolicy::with_issuer("https://auth.test")
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            iss: "https://auth.test".into(),
+            aud: None,
+            sub: "0123456789abcdef".into(),
+            sid: "default".into(),
+            jti: "j1".into(),
+            iat: NOW,
+            nbf: None,
+            exp: NOW + 7200,
+            scope: "read".into(),
+        }
+    }
+
+    /// Signs arbitrary JSON with arbitrary header fields, as a forger holding the key would.
+    fn forge(header: Value, payload: Value, key: &SigningKey) -> String {
+        use hmac_free::sign_raw;
+        sign_raw(&header, &payload, key)
+    }
+
+    mod hmac_free {
+        use super::*;
+        // Builds the signing input by hand so that headers jsonwebtoken would
+        // refuse to produce (alg "none", a path-like kid) can still be signed.
+        pub fn sign_raw(header: &Value, payload: &Value, key: &SigningKey) -> String {
+            let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).unwrap());
+            let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap());
+            let input = format!("{h}.{p}");
+            let sig =
+                jsonwebtoken::crypto::sign(input.as_bytes(), key.encoding(), Algorithm::HS256)
+                    .unwrap();
+            format!("{input}.{sig}")
+        }
+    }
+
+    fn full_check(raw: &str, ring: &[SigningKey]) -> Result<Claims, TokenError> {
+        let t = inspect(raw)?;
+        let k = ring
+            .iter()
+            .find(|k| k.kid() == t.kid())
+            .ok_or(TokenError::UnknownKey)?;
+        let c = verify_signature(&t, k)?;
+        check_claims(&c, &policy(), NOW)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_signing_is_deterministic() {
+        let k = key("v1");
+        let a = sign(&claims(), &k).unwrap();
+        let b = sign(&claims(), &k).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(full_check(&a, &[k]).unwrap(), claims());
+    }
+
+    #[test]
+    fn header_is_hs256_jwt_with_kid() {
+        let k = key("v1");
+        let t = sign(&claims(), &k).unwrap();
+        let h: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(t.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(h, json!({"typ": "JWT", "alg": "HS256", "kid": "v1"}));
+    }
+
+    #[test]
+    fn oversized_tokens_are_rejected_before_parsing() {
+        let big = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(inspect(&big).unwrap_err(), TokenError::TooLarge);
+    }
+
+    #[test]
+    fn wrong_shapes_are_malformed() {
+        for bad in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "a..c",
+            "a.b.c!",
+            "e30.e30.",
+            "bm90anNvbg.e30.c2ln",
+        ] {
+            assert_eq!(inspect(bad).unwrap_err(), TokenError::Malformed, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn alg_none_is_rejected() {
+        let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"v1"}"#);
+        let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
+        let t = format!("{h}.{p}.c2ln");
+        assert_eq!(inspect(&t).unwrap_err(), TokenError::Algorithm);
+    }
+
+    #[test]
+    fn hs512_signed_with_the_real_key_is_rejected() {
+        let k = key("v1");
+        let mut header = Header::new(Algorithm::HS512);
+        header.kid = Some("v1".into());
+        let t = jsonwebtoken::encode(&header, &claims(), k.encoding()).unwrap();
+        assert_eq!(full_check(&t, &[k]).unwrap_err(), TokenError::Algorithm);
+    }
+
+    #[test]
+    fn unknown_missing_and_path_like_kids_are_rejected() {
+        let k = key("v1");
+        let payload = serde_json::to_value(claims()).unwrap();
+        for header in [
+            json!({"alg": "HS256", "typ": "JWT"}),
+            json!({"alg": "HS256", "kid": "../../etc/passwd"}),
+            json!({"alg": "HS256", "kid": "https://evil.example/k"}),
+            json!({"alg": "HS256", "kid": ""}),
+            json!({"alg": "HS256", "kid": 7}),
+        ] {
+            let t = forge(header.clone(), payload.clone(), &k);
+            let err = full_check(&t, std::slice::from_ref(&k)).unwrap_err();
+            assert!(
+                matches!(err, TokenError::UnknownKey | TokenError::Malformed),
+                "{header}: {err:?}"
+            );
+        }
+        let t = forge(json!({"alg": "HS256", "kid": "v9"}), payload, &k);
+        assert_eq!(full_check(&t, &[k]).unwrap_err(), TokenError::UnknownKey);
+    }
+
+    #[test]
+    fn a_tampered_payload_fails_the_signature() {
+        let k = key("v1");
+        let t = sign(&claims(), &k).unwrap();
+        let mut other = claims();
+        other.scope = "read write admin".into();
+        let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap());
+        let parts: Vec<&str> = t.split('.').collect();
+        let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+        assert_eq!(
+            full_check(&tampered, &[k]).unwrap_err(),
+            TokenError::Signature
+        );
+    }
+
+    #[test]
+    fn a_swapped_header_fails_the_signature() {
+        let (k1, k2) = (key("v1"), key("v2"));
+        let t = sign(&claims(), &k1).unwrap();
+        let other = sign(&claims(), &k2).unwrap();
+        let swapped = format!(
+            "{}.{}",
+            other.split('.').next().unwrap(),
+            t.split_once('.').unwrap().1
+        );
+        assert_eq!(
+            full_check(&swapped, &[k1, k2]).unwrap_err(),
+            TokenError::Signature
+        );
+    }
+
+    #[test]
+    fn a_signature_by_another_key_fails() {
+        let t = sign(&claims(), &key("v1")).unwrap();
+        let impostor = SigningKey::new("v1", &SecretString::from("z".repeat(40))).unwrap();
+        assert_eq!(
+            full_check(&t, &[impostor]).unwrap_err(),
+            TokenError::Signature
+        );
+    }
+
+    #[test]
+    fn claims_of_the_wrong_type_or_missing_are_rejected() {
+        let k = key("v1");
+        let header = json!({"alg": "HS256", "kid": "v1"});
+        let mut as_string = serde_json::to_value(claims()).unwrap();
+        as_string["exp"] = json!(NOW.to_string() + "0");
+        let mut missing = serde_json::to_value(claims()).unwrap();
+        missing.as_object_mut().unwrap().remove("exp");
+        for payload in [as_string, missing, json!("not an object")] {
+            let t = forge(header.clone(), payload, &k);
+            assert_eq!(
+                full_check(&t, std::slice::from_ref(&k)).unwrap_err(),
+                TokenError::Claims
+            );
+        }
+    }
+
+    #[test]
+    fn time_claims_are_checked_with_leeway() {
+        let p = policy();
+        let mut c = claims();
+        c.exp = NOW - 30;
+        assert_eq!(check_claims(&c, &p, NOW), Err(TokenError::Expired));
+        c.exp = NOW - 29;
+        assert_eq!(check_claims(&c, &p, NOW), Ok(()));
+
+        let mut c = claims();
+        c.nbf = Some(NOW + 31);
+        assert_eq!(check_claims(&c, &p, NOW), Err(TokenError::NotYetValid));
+        c.nbf = Some(NOW + 30);
+        assert_eq!(check_claims(&c, &p, NOW), Ok(()));
+
+        let mut c = claims();
+        c.iat = NOW + 31;
+        assert_eq!(check_claims(&c, &p, NOW), Err(TokenError::IssuedInFuture));
+    }
+
+    #[test]
+    fn issuer_and_audience_must_match() {
+        let mut p = policy();
+        let mut c = claims();
+        c.iss = "https://evil.test".into();
+        assert_eq!(check_claims(&c, &p, NOW), Err(TokenError::Issuer));
+
+        p.audience = Some("api".into());
+        let mut c = claims();
+        assert_eq!(check_claims(&c, &p, NOW), Err(TokenError::Audience));
+        c.aud = Some("other".into());
+        assert_eq!(check_claims(&c, &p, NOW), Err(TokenError::Audience));
+        c.aud = Some("api".into());
+        assert_eq!(check_claims(&c, &p, NOW), Ok(()));
+    }
+}

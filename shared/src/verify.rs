@@ -1,0 +1,75 @@
+//! Verify: is this bearer token valid now, and does it hold these scopes?
+//!
+//! The token checks of [`crate::token`] run first, in their fixed order; then
+//! one consistent read of the key and the session: the key must be active and
+//! unexpired, and the session must still hold this token. Any failure to read
+//! that state is a 503, never a yes.
+
+use crate::api_key::KeyId;
+use crate::app::App;
+use crate::error::ApiError;
+use crate::scope::Scopes;
+use crate::session_id::SessionId;
+use crate::telemetry::Audit;
+use crate::token::{self, Claims, TokenError};
+
+/// A token that passed every check.
+#[derive(Debug)]
+pub struct Verified {
+    /// Its claims.
+    pub claims: Claims,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// Verifies `token` and, when given, that it holds every scope of `required`.
+pub async fn verify(
+    app: &App,
+    token: Option<&str>,
+    required: Option<&str>,
+    audit: &mut Audit,
+) -> Result<Verified, ApiError> {
+    let required = required
+        .map(Scopes::parse)
+        .transpose()
+        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let claims = authentic_claims(app, token.ok_or(TokenError::Missing)?).await?;
+    audit.key_id = Some(claims.sub.clone());
+    audit.session_id = Some(claims.sid.clone());
+
+    let now = app.clock.now();
+    let (Some(key), Ok(session)) = (KeyId::parse(&claims.sub), SessionId::parse(&claims.sid))
+    else {
+        return Err(TokenError::Revoked.into());
+    };
+    let (record, stored) = app.store.key_and_session(&key, &session).await?;
+    let key_usable = record.is_some_and(|r| r.is_usable(now));
+    let session_holds = stored.is_some_and(|s| s.holds(&claims));
+    if !(key_usable && session_holds) {
+        return Err(TokenError::Revoked.into());
+    }
+    if let Some(required) = required {
+        let held = Scopes::parse(&claims.scope).map_err(|_| TokenError::Claims)?;
+        if !required.is_subset(&held) {
+            return Err(ApiError::InsufficientScope(required.to_string()));
+        }
+    }
+    Ok(Verified {
+        expires_in: claims.exp.saturating_sub(now),
+        claims,
+    })
+}
+
+/// The stateless checks: size, shape, algorithm, kid, signature, time, issuer.
+/// Errors other than [`ApiError::InvalidToken`] mean the key ring could not be read.
+pub async fn authentic_claims(app: &App, raw: &str) -> Result<Claims, ApiError> {
+    let unverified = token::inspect(raw)?;
+    let key = app
+        .keys
+        .find(unverified.kid())
+        .await?
+        .ok_or(TokenError::UnknownKey)?;
+    let claims = token::verify_signature(&unverified, &key)?;
+    token::check_claims(&claims, &app.policy, app.clock.now())?;
+    Ok(claims)
+}
