@@ -50,6 +50,12 @@ impl App {
 /// backend must turn into a 503 within a few seconds, well before the Lambda
 /// timeout.
 pub async fn aws_sdk_config() -> SdkConfig {
+    aws_sdk_loader().load().await
+}
+
+/// The loader behind [`aws_sdk_config`], for callers that add settings (tests
+/// point it at a dead endpoint).
+pub fn aws_sdk_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
@@ -64,8 +70,6 @@ pub async fn aws_sdk_config() -> SdkConfig {
                 .with_initial_backoff(Duration::from_millis(50))
                 .with_max_backoff(Duration::from_millis(500)),
         )
-        .load()
-        .await
 }
 
 impl From<StoreError> for ApiError {
