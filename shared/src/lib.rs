@@ -14,6 +14,7 @@ pub mod keyring;
 pub mod login;
 pub mod request;
 pub mod revoke;
+pub mod rotation;
 pub mod scope;
 pub mod secrets;
 pub mod session_id;

@@ -24,9 +24,11 @@ pub struct SecretsManagerKeySource {
     secret_id: String,
 }
 
+/// The secret's JSON value.
 #[derive(Deserialize)]
-struct SecretValue {
-    key: SecretString,
+pub struct SigningSecret {
+    /// The HMAC key.
+    pub key: SecretString,
 }
 
 impl SecretsManagerKeySource {
@@ -64,7 +66,7 @@ impl SecretsManagerKeySource {
         let kid = out
             .version_id()
             .ok_or_else(|| KeySourceError::Invalid(format!("{stage} has no version id")))?;
-        let value: SecretValue = out
+        let value: SigningSecret = out
             .secret_string()
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(|| {

@@ -1,5 +1,7 @@
-//! Integration tests: one binary, one module per concern.
+//! Integration tests: one binary, one module per concern. Each test spawns its
+//! own table and secret in moto, so they run in parallel and in any order.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod rotation;
 mod smoke;

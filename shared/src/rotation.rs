@@ -1,0 +1,282 @@
+//! Signing-key rotation: the four steps of a Secrets Manager rotation.
+//!
+//! Secrets Manager calls the rotation Lambda once per step with the same
+//! `ClientRequestToken`, which becomes the new version's id and so the new
+//! `kid`. Every step may be retried and is idempotent; a failing step leaves
+//! `AWSCURRENT` where it was, so signing and verifying go on undisturbed.
+//!
+//! - `createSecret`: a new random key (256 bits) as `AWSPENDING`, unless that
+//!   version already holds one.
+//! - `setSecret`: nothing. The key is shared with no other system: only our
+//!   own functions sign and verify with it, and they read it from this secret.
+//! - `testSecret`: sign and verify a probe token with the pending key.
+//! - `finishSecret`: move `AWSCURRENT` to the new version; Secrets Manager
+//!   moves `AWSPREVIOUS` to the old one, which keeps verifying live tokens.
+
+use std::collections::HashMap;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use secrecy::SecretString;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::config::TokenPolicy;
+use crate::keyring::SigningKey;
+use crate::secrets::{CURRENT, SigningSecret};
+use crate::token::{self, Claims};
+
+/// The staging label of a version being rotated in.
+pub const PENDING: &str = "AWSPENDING";
+
+/// One step of a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Step {
+    /// Create the pending version.
+    #[serde(rename = "createSecret")]
+    Create,
+    /// Install the pending value in the system that uses it (nothing here).
+    #[serde(rename = "setSecret")]
+    Set,
+    /// Check the pending value works.
+    #[serde(rename = "testSecret")]
+    Test,
+    /// Make the pending version current.
+    #[serde(rename = "finishSecret")]
+    Finish,
+}
+
+impl Step {
+    /// The steps in the order Secrets Manager runs them.
+    pub const ALL: [Step; 4] = [Step::Create, Step::Set, Step::Test, Step::Finish];
+}
+
+/// The event Secrets Manager sends the rotation Lambda.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RotationEvent {
+    /// Which step.
+    #[serde(rename = "Step")]
+    pub step: Step,
+    /// The secret's ARN.
+    #[serde(rename = "SecretId")]
+    pub secret_id: String,
+    /// The new version's id.
+    #[serde(rename = "ClientRequestToken")]
+    pub token: String,
+}
+
+/// Why a step failed. The secret is left as it was.
+#[derive(Debug, Error)]
+pub enum RotationError {
+    /// Secrets Manager failed or refused.
+    #[error("secrets manager call failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The secret's versions are not in a state this step can work from.
+    #[error("{0}")]
+    State(String),
+    /// The pending key does not sign and verify.
+    #[error("pending key failed its test: {0}")]
+    Test(String),
+    /// The OS random source failed.
+    #[error("no randomness: {0}")]
+    Random(String),
+}
+
+/// Runs the rotation steps against one Secrets Manager client.
+pub struct Rotator {
+    client: Client,
+}
+
+impl Rotator {
+    /// A rotator using `client`.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// The rotation Lambda's handler: runs the event's step and logs one line
+    /// (step, secret, version, outcome; never a key).
+    pub async fn handle(&self, event: RotationEvent) -> Result<(), RotationError> {
+        let result = self.run(event.step, &event.secret_id, &event.token).await;
+        match &result {
+            Ok(()) => {
+                tracing::info!(step = ?event.step, secret_id = %event.secret_id, version = %event.token, outcome = "ok", "rotation")
+            }
+            Err(e) => {
+                tracing::error!(step = ?event.step, secret_id = %event.secret_id, version = %event.token, outcome = "error", error = %e, "rotation")
+            }
+        }
+        result
+    }
+
+    /// Runs one step for the version `token` of `secret_id`.
+    pub async fn run(&self, step: Step, secret_id: &str, token: &str) -> Result<(), RotationError> {
+        if !token::is_valid_kid(token) {
+            return Err(RotationError::State(
+                "the ClientRequestToken is not a valid key id".into(),
+            ));
+        }
+        let stages = self.stages(secret_id).await?;
+        let of_token = stages.get(token).map(Vec::as_slice).unwrap_or_default();
+        if of_token.iter().any(|s| s == CURRENT) {
+            // Already finished: every step is then a no-op.
+            return Ok(());
+        }
+        if step != Step::Create && !of_token.iter().any(|s| s == PENDING) {
+            return Err(RotationError::State(format!(
+                "version {token} is not {PENDING}; run createSecret first"
+            )));
+        }
+        match step {
+            Step::Create => self.create(secret_id, token).await,
+            Step::Set => Ok(()),
+            Step::Test => self.test(secret_id, token).await,
+            Step::Finish => self.finish(secret_id, token, &stages).await,
+        }
+    }
+
+    /// Runs all four steps with a fresh token, as Secrets Manager would;
+    /// returns the new key id.
+    pub async fn rotate(&self, secret_id: &str) -> Result<String, RotationError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        for step in Step::ALL {
+            self.run(step, secret_id, &token).await?;
+        }
+        Ok(token)
+    }
+
+    async fn stages(&self, secret_id: &str) -> Result<HashMap<String, Vec<String>>, RotationError> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| RotationError::Backend(Box::new(e)))?;
+        Ok(out.version_ids_to_stages.unwrap_or_default())
+    }
+
+    async fn create(&self, secret_id: &str, token: &str) -> Result<(), RotationError> {
+        // The current version must be readable: rotating a broken secret would hide it.
+        self.value(secret_id, None, CURRENT).await?;
+        if self.pending(secret_id, token).await?.is_some() {
+            return Ok(());
+        }
+        let mut bytes = [0u8; 32];
+        OsRng
+            .try_fill_bytes(&mut bytes)
+            .map_err(|e| RotationError::Random(e.to_string()))?;
+        let value = serde_json::json!({ "key": hex::encode(bytes) }).to_string();
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(token)
+            .secret_string(value)
+            .version_stages(PENDING)
+            .send()
+            .await
+            .map_err(|e| RotationError::Backend(Box::new(e)))?;
+        Ok(())
+    }
+
+    async fn test(&self, secret_id: &str, token: &str) -> Result<(), RotationError> {
+        let key = self
+            .pending(secret_id, token)
+            .await?
+            .ok_or_else(|| RotationError::State(format!("version {token} holds no value")))?;
+        let key = SigningKey::new(token, &key).map_err(|e| RotationError::Test(e.to_string()))?;
+        let probe = Claims {
+            iss: "rotation-test".into(),
+            aud: None,
+            sub: "0000000000000000".into(),
+            sid: "rotation-test".into(),
+            jti: token.to_owned(),
+            iat: 0,
+            nbf: None,
+            exp: u64::MAX,
+            scope: "test".into(),
+        };
+        let signed = token::sign(&probe, &key).map_err(|e| RotationError::Test(e.to_string()))?;
+        let unverified = token::inspect(&signed).map_err(|e| RotationError::Test(e.to_string()))?;
+        let claims = token::verify_signature(&unverified, &key)
+            .map_err(|e| RotationError::Test(e.to_string()))?;
+        let policy = TokenPolicy::with_issuer("rotation-test");
+        token::check_claims(&claims, &policy, 0).map_err(|e| RotationError::Test(e.to_string()))?;
+        if claims != probe || unverified.kid() != token {
+            return Err(RotationError::Test("probe token did not round-trip".into()));
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        secret_id: &str,
+        token: &str,
+        stages: &HashMap<String, Vec<String>>,
+    ) -> Result<(), RotationError> {
+        let current = stages
+            .iter()
+            .find(|(_, s)| s.iter().any(|s| s == CURRENT))
+            .map(|(version, _)| version.clone())
+            .ok_or_else(|| RotationError::State(format!("no version is {CURRENT}")))?;
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(CURRENT)
+            .move_to_version_id(token)
+            .remove_from_version_id(current)
+            .send()
+            .await
+            .map_err(|e| RotationError::Backend(Box::new(e)))?;
+        Ok(())
+    }
+
+    /// The pending key of version `token`, or `None` when it holds no value yet.
+    async fn pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+    ) -> Result<Option<SecretString>, RotationError> {
+        self.value(secret_id, Some(token), PENDING).await
+    }
+
+    async fn value(
+        &self,
+        secret_id: &str,
+        version: Option<&str>,
+        stage: &str,
+    ) -> Result<Option<SecretString>, RotationError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .set_version_id(version.map(str::to_owned))
+            .version_stage(stage)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let value: SigningSecret = out
+                    .secret_string()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .ok_or_else(|| {
+                        RotationError::State(format!(
+                            "{stage} is not a JSON object with a \"key\" string"
+                        ))
+                    })?;
+                Ok(Some(value.key))
+            }
+            Err(e)
+                if version.is_some()
+                    && matches!(
+                        e.as_service_error(),
+                        Some(GetSecretValueError::ResourceNotFoundException(_))
+                    ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(RotationError::Backend(Box::new(e))),
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Signing-key rotation: the rotation handler's four steps against moto
+//! (called directly: moto cannot invoke a Lambda), and the whole story of
+//! tokens across two rotations in a warm and a cold Lambda environment.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_shared::App;
+use auth_shared::http::{self, Route};
+use auth_shared::keyring::KeyRing;
+use auth_shared::rotation::{RotationEvent, Rotator, Step};
+use auth_shared::secrets::SecretsManagerKeySource;
+use auth_tests::TestApp;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lambda_http::Body;
+use serde_json::{Value, json};
+
+fn rotator(t: &TestApp) -> Rotator {
+    Rotator::new(aws_sdk_secretsmanager::Client::new(&t.sdk))
+}
+
+fn secrets(t: &TestApp) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&t.sdk)
+}
+
+/// Version id -> staging labels.
+async fn stages(t: &TestApp) -> HashMap<String, Vec<String>> {
+    let out = secrets(t)
+        .describe_secret()
+        .secret_id(&t.secret_arn)
+        .send()
+        .await
+        .unwrap();
+    let mut stages = out.version_ids_to_stages.unwrap();
+    for labels in stages.values_mut() {
+        labels.sort();
+    }
+    stages.retain(|_, labels| !labels.is_empty());
+    stages
+}
+
+async fn version_with(t: &TestApp, label: &str) -> String {
+    stages(t)
+        .await
+        .into_iter()
+        .find(|(_, labels)| labels.iter().any(|l| l == label))
+        .map(|(v, _)| v)
+        .unwrap_or_else(|| panic!("no version is {label}"))
+}
+
+async fn value_of(t: &TestApp, version: &str) -> String {
+    secrets(t)
+        .get_secret_value()
+        .secret_id(&t.secret_arn)
+        .version_id(version)
+        .version_stage("AWSPENDING")
+        .send()
+        .await
+        .unwrap()
+        .secret_string
+        .unwrap()
+}
+
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// Another Lambda environment on the same table and secret, whose key cache
+/// is always cold (as after its cache time has passed).
+fn cold_environment(t: &TestApp) -> App {
+    let source = SecretsManagerKeySource::new(secrets(t), &t.secret_arn);
+    App {
+        keys: Arc::new(KeyRing::new(Arc::new(source), Duration::ZERO)),
+        ..t.app.clone()
+    }
+}
+
+async fn call(app: &App, route: Route, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
+    let mut request = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(route.path());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .header("content-type", "application/json")
+        .body(Body::Text(body.to_string()))
+        .unwrap();
+    let response = http::handle(app, "test", &[route], request).await;
+    let status = response.status().as_u16();
+    let Body::Text(text) = response.body() else {
+        panic!("body is not text")
+    };
+    (status, serde_json::from_str(text).unwrap())
+}
+
+async fn verify_in(app: &App, token: &str) -> u16 {
+    call(
+        app,
+        Route::Verify,
+        &[("authorization", &format!("Bearer {token}"))],
+        json!({}),
+    )
+    .await
+    .0
+}
+
+async fn login_in(app: &App, api_key: &str, session: &str) -> String {
+    let (status, body) = call(
+        app,
+        Route::Login,
+        &[],
+        json!({"api_key": api_key, "session_id": session}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn rotate(t: &TestApp) -> String {
+    rotator(t).rotate(&t.secret_arn).await.unwrap()
+}
+
+/// Verifies `token` in `apps` many times while `work` runs; every answer must be 200.
+async fn verifying_during<F: std::future::Future>(apps: &[App], token: &str, work: F) -> F::Output {
+    let verifiers = apps.iter().cycle().take(8).map(|app| {
+        let (app, token) = (app.clone(), token.to_owned());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..10 {
+                statuses.push(verify_in(&app, &token).await);
+            }
+            statuses
+        })
+    });
+    let verifiers: Vec<_> = verifiers.collect();
+    let output = work.await;
+    for v in verifiers {
+        let statuses = v.await.unwrap();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "a verify failed during rotation: {statuses:?}"
+        );
+    }
+    output
+}
+
+#[tokio::test]
+async fn each_step_moves_the_secret_as_documented() {
+    let t = TestApp::spawn().await;
+    let old = version_with(&t, "AWSCURRENT").await;
+    let token = uuid::Uuid::new_v4().to_string();
+    let r = rotator(&t);
+
+    r.run(Step::Create, &t.secret_arn, &token).await.unwrap();
+    let after_create = stages(&t).await;
+    assert_eq!(after_create[&token], vec!["AWSPENDING"]);
+    assert_eq!(after_create[&old], vec!["AWSCURRENT"]);
+    let key: Value = serde_json::from_str(&value_of(&t, &token).await).unwrap();
+    let key = key["key"].as_str().unwrap();
+    assert_eq!(key.len(), 64, "256 bits as hex");
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    r.run(Step::Set, &t.secret_arn, &token).await.unwrap();
+    assert_eq!(stages(&t).await, after_create, "setSecret changes nothing");
+    r.run(Step::Test, &t.secret_arn, &token).await.unwrap();
+    assert_eq!(stages(&t).await, after_create, "testSecret changes nothing");
+
+    r.run(Step::Finish, &t.secret_arn, &token).await.unwrap();
+    assert_eq!(version_with(&t, "AWSCURRENT").await, token);
+    assert_eq!(version_with(&t, "AWSPREVIOUS").await, old);
+}
+
+#[tokio::test]
+async fn every_step_can_be_retried() {
+    let t = TestApp::spawn().await;
+    let old = version_with(&t, "AWSCURRENT").await;
+    let token = uuid::Uuid::new_v4().to_string();
+    let r = rotator(&t);
+    r.run(Step::Create, &t.secret_arn, &token).await.unwrap();
+    let pending = value_of(&t, &token).await;
+    r.run(Step::Create, &t.secret_arn, &token).await.unwrap();
+    assert_eq!(
+        value_of(&t, &token).await,
+        pending,
+        "a retried createSecret keeps the pending key"
+    );
+    for step in [
+        Step::Set,
+        Step::Set,
+        Step::Test,
+        Step::Test,
+        Step::Finish,
+        Step::Finish,
+    ] {
+        r.run(step, &t.secret_arn, &token).await.unwrap();
+    }
+    assert_eq!(version_with(&t, "AWSCURRENT").await, token);
+    assert_eq!(
+        version_with(&t, "AWSPREVIOUS").await,
+        old,
+        "a retried finishSecret keeps the old key as previous"
+    );
+    r.run(Step::Create, &t.secret_arn, &token).await.unwrap();
+    assert_eq!(
+        version_with(&t, "AWSCURRENT").await,
+        token,
+        "steps after finishing are no-ops"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_key_that_fails_its_test_leaves_the_secret_as_it_was() {
+    let t = TestApp::spawn().await;
+    let old = version_with(&t, "AWSCURRENT").await;
+    let key = t.create_key("read").await;
+    let before = t.token(&key, "s").await;
+    let token = uuid::Uuid::new_v4().to_string();
+    secrets(&t)
+        .put_secret_value()
+        .secret_id(&t.secret_arn)
+        .client_request_token(&token)
+        .secret_string(r#"{"key": "too short"}"#)
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+    let err = rotator(&t)
+        .run(Step::Test, &t.secret_arn, &token)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("failed its test"), "{err}");
+    assert_eq!(version_with(&t, "AWSCURRENT").await, old);
+    assert_eq!(verify_in(&cold_environment(&t), &before).await, 200);
+}
+
+#[tokio::test]
+async fn steps_out_of_order_fail_and_change_nothing() {
+    let t = TestApp::spawn().await;
+    let before = stages(&t).await;
+    let token = uuid::Uuid::new_v4().to_string();
+    for step in [Step::Set, Step::Test, Step::Finish] {
+        let err = rotator(&t)
+            .run(step, &t.secret_arn, &token)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("run createSecret first"), "{err}");
+    }
+    assert_eq!(stages(&t).await, before);
+}
+
+#[tokio::test]
+async fn a_missing_secret_or_a_bad_token_fails_every_step() {
+    let t = TestApp::spawn().await;
+    let missing = t.secret_arn.replace("signing-", "missing-");
+    assert!(rotator(&t).run(Step::Create, &missing, "v2").await.is_err());
+    let err = rotator(&t)
+        .run(Step::Create, &t.secret_arn, "../x")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a valid key id"), "{err}");
+}
+
+#[tokio::test]
+async fn the_handler_takes_the_event_secrets_manager_sends() {
+    let t = TestApp::spawn().await;
+    let token = uuid::Uuid::new_v4().to_string();
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let event: RotationEvent = serde_json::from_value(json!({
+            "Step": step,
+            "SecretId": t.secret_arn,
+            "ClientRequestToken": token,
+            "RotationToken": "ignored",
+        }))
+        .unwrap();
+        rotator(&t).handle(event).await.unwrap();
+    }
+    assert_eq!(version_with(&t, "AWSCURRENT").await, token);
+    let unknown =
+        json!({"Step": "dropSecret", "SecretId": t.secret_arn, "ClientRequestToken": token});
+    assert!(serde_json::from_value::<RotationEvent>(unknown).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_survive_one_rotation_and_end_with_the_second() {
+    let t = TestApp::spawn().await;
+    let warm = t.app.clone();
+    let cold = cold_environment(&t);
+    let key = t.create_key("read write").await;
+    let k0 = version_with(&t, "AWSCURRENT").await;
+
+    let one = login_in(&warm, &key, "one").await;
+    assert_eq!(kid_of(&one), k0);
+
+    // First rotation, with verifies running in both environments throughout.
+    let k1 = verifying_during(&[warm.clone(), cold.clone()], &one, rotate(&t)).await;
+    assert_eq!(
+        verify_in(&warm, &one).await,
+        200,
+        "the warm cache still holds k0"
+    );
+    assert_eq!(
+        verify_in(&cold, &one).await,
+        200,
+        "k0 is AWSPREVIOUS and still verifies"
+    );
+    assert_eq!(
+        login_in(&cold, &key, "one").await,
+        one,
+        "a reused token keeps its kid and bytes"
+    );
+    let two = login_in(&cold, &key, "two").await;
+    assert_eq!(kid_of(&two), k1, "new tokens are signed by the new key");
+    assert_eq!(
+        verify_in(&warm, &two).await,
+        200,
+        "an unknown kid refreshes the warm cache"
+    );
+
+    // Second rotation: k0 leaves the ring.
+    let k2 = verifying_during(&[warm.clone(), cold.clone()], &two, rotate(&t)).await;
+    assert_eq!(
+        verify_in(&cold, &one).await,
+        401,
+        "a token whose key is gone fails"
+    );
+    assert_eq!(
+        verify_in(&cold, &two).await,
+        200,
+        "k1 is AWSPREVIOUS and still verifies"
+    );
+    let one_again = login_in(&cold, &key, "one").await;
+    assert_ne!(
+        one_again, one,
+        "the session's token is re-minted once its key is gone"
+    );
+    assert_eq!(kid_of(&one_again), k2);
+    assert_eq!(verify_in(&cold, &one_again).await, 200);
+    assert_eq!(
+        login_in(&cold, &key, "two").await,
+        two,
+        "k1 is still held: same token"
+    );
+    let three = login_in(&cold, &key, "three").await;
+    assert_eq!(kid_of(&three), k2);
+    assert_eq!(verify_in(&cold, &three).await, 200);
+}
