@@ -33,6 +33,9 @@ pub enum ApiError {
     /// Unknown path (404).
     #[error("not found")]
     NotFound,
+    /// OAuth2 token request with a grant type other than `client_credentials` (400).
+    #[error("unsupported grant type")]
+    UnsupportedGrantType,
     /// Known path, wrong method (405); holds the `Allow` header value.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
@@ -60,7 +63,7 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            Self::InvalidRequest(_) | Self::InvalidScope(_) => 400,
+            Self::InvalidRequest(_) | Self::InvalidScope(_) | Self::UnsupportedGrantType => 400,
             Self::InvalidClient | Self::InvalidToken(_) => 401,
             Self::InsufficientScope(_) => 403,
             Self::NotFound => 404,
@@ -80,6 +83,7 @@ impl ApiError {
                 "invalid_request"
             }
             Self::InvalidScope(_) => "invalid_scope",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidClient => "invalid_client",
             Self::InvalidToken(_) => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
@@ -99,6 +103,7 @@ impl ApiError {
             Self::InvalidToken(e) => e.to_string(),
             Self::InsufficientScope(s) => format!("the token lacks the scope: {s}"),
             Self::NotFound => "no such route".into(),
+            Self::UnsupportedGrantType => "the only grant type is client_credentials".into(),
             Self::MethodNotAllowed(allow) => format!("use {allow}"),
             Self::SessionConflict => {
                 "this session holds a live token with another scope; use another session_id".into()
@@ -142,6 +147,11 @@ mod tests {
                 ApiError::InsufficientScope("write".into()),
                 403,
                 "insufficient_scope",
+            ),
+            (
+                ApiError::UnsupportedGrantType,
+                400,
+                "unsupported_grant_type",
             ),
             (ApiError::NotFound, 404, "not_found"),
             (

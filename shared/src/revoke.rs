@@ -9,8 +9,9 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::api_key::{ApiKey, KeyRecord, KeyStatus};
+use crate::api_key::{KeyId, KeyStatus};
 use crate::app::App;
+use crate::client::{Requirement, authenticate};
 use crate::error::ApiError;
 use crate::session_id::SessionId;
 use crate::telemetry::Audit;
@@ -38,6 +39,14 @@ pub enum RevokeRequest {
         /// The key to revoke.
         api_key: SecretString,
     },
+    /// A token's session, for an OAuth2 client revoking one of its own
+    /// tokens (RFC 7009): a token of another client is left alone.
+    ClientToken {
+        /// The client's API key.
+        api_key: SecretString,
+        /// The token.
+        token: SecretString,
+    },
 }
 
 /// What a revoke did.
@@ -56,7 +65,11 @@ pub async fn revoke(
     audit: &mut Audit,
 ) -> Result<Revoked, ApiError> {
     match request {
-        RevokeRequest::Token(token) => revoke_token(app, token.expose_secret(), audit).await,
+        RevokeRequest::Token(token) => revoke_token(app, token.expose_secret(), None, audit).await,
+        RevokeRequest::ClientToken { api_key, token } => {
+            let (key, _) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
+            revoke_token(app, token.expose_secret(), Some(key.id()), audit).await
+        }
         RevokeRequest::Session {
             api_key,
             session_id,
@@ -68,7 +81,7 @@ pub async fn revoke(
                 None => SessionId::default_session(),
             };
             audit.session_id = Some(session.to_string());
-            let (key, _) = owner(app, &api_key, audit).await?;
+            let (key, _) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
             let removed = app.store.delete_session(key.id(), &session, None).await?;
             Ok(Revoked {
                 sessions: u64::from(removed),
@@ -76,14 +89,15 @@ pub async fn revoke(
             })
         }
         RevokeRequest::AllSessions { api_key } => {
-            let (key, _) = owner(app, &api_key, audit).await?;
+            let (key, _) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
             Ok(Revoked {
                 sessions: app.store.delete_sessions(key.id()).await?,
                 api_key: false,
             })
         }
         RevokeRequest::Key { api_key } => {
-            let (key, mut record) = owner(app, &api_key, audit).await?;
+            let (key, mut record) =
+                authenticate(app, &api_key, Requirement::Possession, audit).await?;
             if record.status != KeyStatus::Revoked {
                 record.status = KeyStatus::Revoked;
                 app.store.save_key(&record).await?;
@@ -96,7 +110,12 @@ pub async fn revoke(
     }
 }
 
-async fn revoke_token(app: &App, raw: &str, audit: &mut Audit) -> Result<Revoked, ApiError> {
+async fn revoke_token(
+    app: &App,
+    raw: &str,
+    only_of: Option<&KeyId>,
+    audit: &mut Audit,
+) -> Result<Revoked, ApiError> {
     let claims = match authentic_claims(app, raw).await {
         Ok(claims) => claims,
         // Forged, expired or garbage: nothing of ours to revoke (RFC 7009 §2.2).
@@ -105,12 +124,14 @@ async fn revoke_token(app: &App, raw: &str, audit: &mut Audit) -> Result<Revoked
     };
     audit.key_id = Some(claims.sub.clone());
     audit.session_id = Some(claims.sid.clone());
-    let (Some(key), Ok(session)) = (
-        crate::api_key::KeyId::parse(&claims.sub),
-        SessionId::parse(&claims.sid),
-    ) else {
+    let (Some(key), Ok(session)) = (KeyId::parse(&claims.sub), SessionId::parse(&claims.sid))
+    else {
         return Ok(Revoked::default());
     };
+    if only_of.is_some_and(|owner| owner != &key) {
+        // Not this client's token: refuse silently, revealing nothing about it.
+        return Ok(Revoked::default());
+    }
     // Only while the session still holds this token: an old token must not
     // end a session that has since moved on to a new one.
     let removed = app
@@ -121,22 +142,4 @@ async fn revoke_token(app: &App, raw: &str, audit: &mut Audit) -> Result<Revoked
         sessions: u64::from(removed),
         api_key: false,
     })
-}
-
-/// The key and its record, when the caller holds its secret.
-async fn owner(
-    app: &App,
-    api_key: &SecretString,
-    audit: &mut Audit,
-) -> Result<(ApiKey, KeyRecord), ApiError> {
-    let key = ApiKey::parse(api_key.expose_secret()).map_err(|_| ApiError::InvalidClient)?;
-    audit.key_id = Some(key.id().to_string());
-    let now = app.clock.now();
-    let record = app
-        .store
-        .key(key.id())
-        .await?
-        .filter(|r| r.proves_possession(&key, now))
-        .ok_or(ApiError::InvalidClient)?;
-    Ok((key, record))
 }

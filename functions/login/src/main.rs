@@ -1,4 +1,4 @@
-//! The `login` Lambda: serves `POST /auth/login`.
+//! The `login` Lambda: serves `POST /auth/login`, `POST /oauth2/token` and the OAuth2 metadata.
 
 use auth_shared::http::{self, Route};
 use lambda_http::{Error, service_fn};
@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let app = auth_shared::app::from_env().await?;
     let app = &app;
     lambda_http::run(service_fn(move |request| async move {
-        Ok::<_, Error>(http::handle(app, "login", &[Route::Login], request).await)
+        Ok::<_, Error>(http::handle(app, "login", Route::LOGIN, request).await)
     }))
     .await
 }

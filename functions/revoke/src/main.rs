@@ -1,4 +1,4 @@
-//! The `revoke` Lambda: serves `POST /auth/revoke`.
+//! The `revoke` Lambda: serves `POST /auth/revoke` and `POST /oauth2/revoke`.
 
 use auth_shared::http::{self, Route};
 use lambda_http::{Error, service_fn};
@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let app = auth_shared::app::from_env().await?;
     let app = &app;
     lambda_http::run(service_fn(move |request| async move {
-        Ok::<_, Error>(http::handle(app, "revoke", &[Route::Revoke], request).await)
+        Ok::<_, Error>(http::handle(app, "revoke", Route::REVOKE, request).await)
     }))
     .await
 }

@@ -1,4 +1,4 @@
-//! The `verify` Lambda: serves `GET|POST /auth/verify`.
+//! The `verify` Lambda: serves `GET|POST /auth/verify` and `POST /oauth2/introspect`.
 
 use auth_shared::http::{self, Route};
 use lambda_http::{Error, service_fn};
@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let app = auth_shared::app::from_env().await?;
     let app = &app;
     lambda_http::run(service_fn(move |request| async move {
-        Ok::<_, Error>(http::handle(app, "verify", &[Route::Verify], request).await)
+        Ok::<_, Error>(http::handle(app, "verify", Route::VERIFY, request).await)
     }))
     .await
 }

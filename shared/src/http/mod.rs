@@ -2,26 +2,27 @@
 //!
 //! Routing, body limits, content types, headers and the one log line per
 //! request live here; the logic modules never see HTTP. Every Lambda and the
-//! local server call [`handle`], each serving its own routes.
+//! local server call [`handle`], each serving its own routes: [`auth`] holds
+//! the `/auth/*` routes, [`oauth`] the OAuth2 ones.
+
+mod auth;
+mod oauth;
 
 use std::time::Instant;
 
 use lambda_http::http::header::{
-    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::error::{ApiError, RETRY_AFTER_SECONDS};
-use crate::login::{self, LoginRequest};
 use crate::request::Fields;
-use crate::revoke::{self, RevokeRequest};
 use crate::telemetry::Audit;
 use crate::token::TokenError;
-use crate::verify;
 
 /// One of the service's routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +33,33 @@ pub enum Route {
     Verify,
     /// `POST /auth/revoke`.
     Revoke,
+    /// `POST /oauth2/token` (RFC 6749 §4.4, client credentials).
+    Token,
+    /// `POST /oauth2/introspect` (RFC 7662).
+    Introspect,
+    /// `POST /oauth2/revoke` (RFC 7009).
+    OAuthRevoke,
+    /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+    Metadata,
 }
 
 impl Route {
     /// Every route, for a server that serves them all.
-    pub const ALL: &'static [Route] = &[Route::Login, Route::Verify, Route::Revoke];
+    pub const ALL: &'static [Route] = &[
+        Route::Login,
+        Route::Verify,
+        Route::Revoke,
+        Route::Token,
+        Route::Introspect,
+        Route::OAuthRevoke,
+        Route::Metadata,
+    ];
+    /// The routes of the `login` Lambda: getting tokens.
+    pub const LOGIN: &'static [Route] = &[Route::Login, Route::Token, Route::Metadata];
+    /// The routes of the `verify` Lambda: checking tokens.
+    pub const VERIFY: &'static [Route] = &[Route::Verify, Route::Introspect];
+    /// The routes of the `revoke` Lambda: ending tokens.
+    pub const REVOKE: &'static [Route] = &[Route::Revoke, Route::OAuthRevoke];
 
     /// The path, also the log's `route`.
     pub fn path(self) -> &'static str {
@@ -44,18 +67,27 @@ impl Route {
             Self::Login => "/auth/login",
             Self::Verify => "/auth/verify",
             Self::Revoke => "/auth/revoke",
+            Self::Token => "/oauth2/token",
+            Self::Introspect => "/oauth2/introspect",
+            Self::OAuthRevoke => "/oauth2/revoke",
+            Self::Metadata => "/.well-known/oauth-authorization-server",
         }
     }
 
     fn allow(self) -> &'static str {
         match self {
             Self::Verify => "GET, POST",
-            Self::Login | Self::Revoke => "POST",
+            Self::Metadata => "GET",
+            _ => "POST",
         }
     }
 
     fn accepts(self, method: &Method) -> bool {
-        method == Method::POST || (self == Self::Verify && method == Method::GET)
+        match self {
+            Self::Verify => method == Method::GET || method == Method::POST,
+            Self::Metadata => method == Method::GET,
+            _ => method == Method::POST,
+        }
     }
 
     /// The route a path names. Matching the end of the path lets the same
@@ -81,17 +113,18 @@ pub async fn handle(
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let route = Route::of(request.uri().path()).filter(|r| routes.contains(r));
+    let credential = Credential::of(&request);
     let mut audit = Audit::default();
     let result = match route {
         None => Err(ApiError::NotFound),
         Some(route) if !route.accepts(request.method()) => {
             Err(ApiError::MethodNotAllowed(route.allow()))
         }
-        Some(route) => dispatch(app, route, &request, &mut audit).await,
+        Some(route) => dispatch(app, route, &request, &credential, &mut audit).await,
     };
     let response = match &result {
         Ok(body) => json_response(StatusCode::OK, body),
-        Err(e) => error_response(e, route, &request_id),
+        Err(e) => error_response(e, route, &credential, &request_id),
     };
     let error = result.as_ref().err();
     let detail = error.filter(|e| e.status() >= 500).map(source_chain);
@@ -116,9 +149,9 @@ async fn dispatch(
     app: &App,
     route: Route,
     request: &Request,
+    credential: &Credential,
     audit: &mut Audit,
 ) -> Result<Value, ApiError> {
-    let bearer = bearer_token(request)?;
     let fields = if request.method() == Method::GET {
         Fields::Empty
     } else {
@@ -129,93 +162,62 @@ async fn dispatch(
         Fields::parse(content_type, request.body().as_ref())?
     };
     match route {
-        Route::Login => {
-            let api_key = fields
-                .text("api_key")?
-                .ok_or_else(|| ApiError::InvalidRequest("field api_key is required".into()))?;
-            let issued = login::login(
-                app,
-                LoginRequest {
-                    api_key: SecretString::from(api_key),
-                    session_id: fields.text("session_id")?.map(str::to_owned),
-                    scope: fields.text("scope")?.map(str::to_owned),
-                },
-                audit,
-            )
-            .await?;
-            Ok(json!({
-                "access_token": issued.access_token.expose_secret(),
-                "token_type": "Bearer",
-                "expires_in": issued.expires_in,
-                "scope": issued.scope,
-                "session_id": issued.session_id,
-            }))
-        }
+        Route::Login => auth::login(app, &fields, audit).await,
         Route::Verify => {
-            let token = one_token(bearer, fields.text("token")?)?;
             let query = Fields::form(request.uri().query().unwrap_or("").as_bytes())?;
-            let scope = match (query.text("scope")?, fields.text("scope")?) {
-                (Some(_), Some(_)) => {
-                    return Err(ApiError::InvalidRequest(
-                        "send scope in the query or the body, not both".into(),
-                    ));
-                }
-                (q, b) => q.or(b),
-            };
-            let v = verify::verify(app, token.as_ref().map(|t| t.expose_secret()), scope, audit)
-                .await?;
-            let c = &v.claims;
-            Ok(json!({
-                "active": true,
-                "sub": c.sub,
-                "session_id": c.sid,
-                "scope": c.scope,
-                "jti": c.jti,
-                "iat": c.iat,
-                "exp": c.exp,
-                "expires_in": v.expires_in,
-            }))
+            auth::verify(app, credential.bearer()?, &fields, &query, audit).await
         }
-        Route::Revoke => {
-            let done = revoke::revoke(app, revoke_request(bearer, &fields)?, audit).await?;
-            let mut body = json!({"revoked": true, "sessions_revoked": done.sessions});
-            if done.api_key {
-                body["api_key_revoked"] = json!(true);
-            }
-            Ok(body)
-        }
+        Route::Revoke => auth::revoke(app, credential.bearer()?, &fields, audit).await,
+        Route::Token => oauth::token(app, credential.basic(), &fields, audit).await,
+        Route::Introspect => oauth::introspect(app, credential.basic(), &fields, audit).await,
+        Route::OAuthRevoke => oauth::revoke(app, credential.basic(), &fields, audit).await,
+        Route::Metadata => Ok(oauth::metadata(&app.policy)),
     }
 }
 
-fn revoke_request(
-    bearer: Option<SecretString>,
-    fields: &Fields,
-) -> Result<RevokeRequest, ApiError> {
-    let invalid = |m: &str| Err(ApiError::InvalidRequest(m.into()));
-    let api_key = fields.text("api_key")?;
-    let token = one_token(bearer, fields.text("token")?)?;
-    let (all_sessions, revoke_key) = (fields.flag("all_sessions")?, fields.flag("revoke_api_key")?);
-    let session_id = fields.text("session_id")?.map(str::to_owned);
-    match (token, api_key) {
-        (Some(_), Some(_)) => invalid("send a token or an api_key, not both"),
-        (None, None) => invalid("send a bearer token, a token field or an api_key"),
-        (Some(token), None) => {
-            if fields.has_any(&["session_id", "all_sessions", "revoke_api_key"]) {
-                return invalid("session_id, all_sessions and revoke_api_key go with api_key");
+/// What the `Authorization` header carries.
+enum Credential {
+    None,
+    Bearer(SecretString),
+    Basic(String),
+    /// Present but not text, or a scheme we do not know.
+    Unusable,
+}
+
+impl Credential {
+    fn of(request: &Request) -> Self {
+        let Some(value) = request.headers().get(AUTHORIZATION) else {
+            return Self::None;
+        };
+        let Ok(value) = value.to_str() else {
+            return Self::Unusable;
+        };
+        match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Self::Bearer(SecretString::from(rest.trim().to_owned()))
             }
-            Ok(RevokeRequest::Token(token))
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
+                Self::Basic(rest.trim().to_owned())
+            }
+            _ => Self::Unusable,
         }
-        (None, Some(key)) => {
-            let api_key = SecretString::from(key);
-            match (revoke_key, all_sessions, session_id) {
-                (true, false, None) => Ok(RevokeRequest::Key { api_key }),
-                (false, true, None) => Ok(RevokeRequest::AllSessions { api_key }),
-                (false, false, session_id) => Ok(RevokeRequest::Session {
-                    api_key,
-                    session_id,
-                }),
-                _ => invalid("choose one of session_id, all_sessions and revoke_api_key"),
-            }
+    }
+
+    /// The bearer token, if any; other schemes count as none, but a header
+    /// that is not even text is a malformed token.
+    fn bearer(&self) -> Result<Option<SecretString>, ApiError> {
+        match self {
+            Self::Bearer(t) => Ok(Some(t.clone())),
+            Self::None | Self::Basic(_) => Ok(None),
+            Self::Unusable => Err(ApiError::InvalidToken(TokenError::Malformed)),
+        }
+    }
+
+    /// The Basic credentials, base64-encoded as sent.
+    fn basic(&self) -> Option<&str> {
+        match self {
+            Self::Basic(b) => Some(b),
+            _ => None,
         }
     }
 }
@@ -234,33 +236,23 @@ fn one_token(
     }
 }
 
-/// A `Bearer` credential from `Authorization`; other schemes count as none.
-fn bearer_token(request: &Request) -> Result<Option<SecretString>, ApiError> {
-    let Some(value) = request.headers().get(AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::InvalidToken(TokenError::Malformed))?;
-    match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-            Ok(Some(SecretString::from(token.trim().to_owned())))
-        }
-        _ => Ok(None),
-    }
-}
-
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::Text(body.to_string()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    // Tokens must never sit in a cache; errors need not either.
+    // Tokens must never sit in a cache (RFC 6749 §5.1); errors need not either.
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }
 
-fn error_response(error: &ApiError, route: Option<Route>, request_id: &str) -> Response<Body> {
+fn error_response(
+    error: &ApiError,
+    route: Option<Route>,
+    credential: &Credential,
+    request_id: &str,
+) -> Response<Body> {
     let mut body = json!({
         "error": error.code(),
         "error_description": error.description(),
@@ -272,8 +264,6 @@ fn error_response(error: &ApiError, route: Option<Route>, request_id: &str) -> R
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json_response(status, &body);
     let headers = response.headers_mut();
-    let header =
-        |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("Bearer"));
     match error {
         ApiError::InvalidToken(_) => {
             headers.insert(
@@ -282,11 +272,20 @@ fn error_response(error: &ApiError, route: Option<Route>, request_id: &str) -> R
             );
         }
         ApiError::InsufficientScope(scope) => {
+            // Scope tokens are printable ASCII without quotes or backslashes, so this is a valid header.
+            let value = HeaderValue::from_str(&format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
+            ))
+            .unwrap_or(HeaderValue::from_static(
+                "Bearer error=\"insufficient_scope\"",
+            ));
+            headers.insert(WWW_AUTHENTICATE, value);
+        }
+        ApiError::InvalidClient if matches!(credential, Credential::Basic(_)) => {
+            // RFC 6749 §5.2: a client that used Basic gets a Basic challenge.
             headers.insert(
                 WWW_AUTHENTICATE,
-                header(format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
-                )),
+                HeaderValue::from_static("Basic realm=\"oauth2\""),
             );
         }
         ApiError::MethodNotAllowed(allow) => {

@@ -1,0 +1,156 @@
+//! Who is calling: API key holders proving their key, and OAuth2 client
+//! credentials (RFC 6749 §2.3.1) mapped onto API keys.
+//!
+//! OAuth2 clients authenticate with `client_id` = the key id and
+//! `client_secret` = the whole API key, by HTTP Basic (`client_secret_basic`)
+//! or by form fields (`client_secret_post`). Both characters sets need no
+//! URL-encoding, so the Basic credentials are compared as sent.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::api_key::{ApiKey, KeyRecord};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::request::Fields;
+use crate::telemetry::Audit;
+
+/// How much a key must prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// The secret matches and the key is active and unexpired (to get or check tokens).
+    Usable,
+    /// The secret matches, whatever the key's status: enough to take access
+    /// away (revoke), never to gain it.
+    Possession,
+}
+
+/// The key and its record, when `api_key` meets `requirement`; one read.
+pub async fn authenticate(
+    app: &App,
+    api_key: &SecretString,
+    requirement: Requirement,
+    audit: &mut Audit,
+) -> Result<(ApiKey, KeyRecord), ApiError> {
+    let key = ApiKey::parse(api_key.expose_secret()).map_err(|_| ApiError::InvalidClient)?;
+    audit.key_id = Some(key.id().to_string());
+    let now = app.clock.now();
+    let record = app
+        .store
+        .key(key.id())
+        .await?
+        .filter(|r| match requirement {
+            Requirement::Usable => r.authenticates(&key, now),
+            Requirement::Possession => r.proves_possession(&key, now),
+        })
+        .ok_or(ApiError::InvalidClient)?;
+    Ok((key, record))
+}
+
+/// OAuth2 client credentials from a request.
+pub struct ClientCredentials {
+    /// The API key presented as `client_secret`, after checking that
+    /// `client_id` names its key id.
+    pub api_key: SecretString,
+}
+
+/// Extracts client credentials from an `Authorization: Basic` value or the
+/// `client_id`/`client_secret` fields. Using both methods, or neither, is an
+/// error; a `client_id` that is not the secret's key id is `invalid_client`.
+pub fn client_credentials(
+    basic: Option<&str>,
+    fields: &Fields,
+) -> Result<ClientCredentials, ApiError> {
+    let (id, secret) = match (basic, fields.text("client_secret")?) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidRequest(
+                "authenticate with HTTP Basic or client_secret, not both".into(),
+            ));
+        }
+        (None, None) => return Err(ApiError::InvalidClient),
+        (Some(encoded), None) => {
+            let decoded = STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or(ApiError::InvalidClient)?;
+            let (id, secret) = decoded.split_once(':').ok_or(ApiError::InvalidClient)?;
+            if fields.text("client_id")?.is_some_and(|f| f != id) {
+                return Err(ApiError::InvalidRequest(
+                    "client_id differs from the Basic credentials".into(),
+                ));
+            }
+            (id.to_owned(), SecretString::from(secret.to_owned()))
+        }
+        (None, Some(secret)) => {
+            let id = fields
+                .text("client_id")?
+                .ok_or_else(|| ApiError::InvalidRequest("field client_id is required".into()))?;
+            (id.to_owned(), SecretString::from(secret.to_owned()))
+        }
+    };
+    let key = ApiKey::parse(secret.expose_secret()).map_err(|_| ApiError::InvalidClient)?;
+    if key.id().as_str() != id {
+        return Err(ApiError::InvalidClient);
+    }
+    Ok(ClientCredentials { api_key: secret })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> (String, String) {
+        let k = ApiKey::generate().unwrap();
+        (k.id().to_string(), k.expose().expose_secret().to_owned())
+    }
+
+    fn form(body: &str) -> Fields {
+        Fields::form(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn basic_and_post_credentials_both_work() {
+        let (id, secret) = key();
+        let basic = STANDARD.encode(format!("{id}:{secret}"));
+        let c = client_credentials(Some(&basic), &Fields::Empty).unwrap();
+        assert_eq!(c.api_key.expose_secret(), secret);
+        let c = client_credentials(
+            None,
+            &form(&format!("client_id={id}&client_secret={secret}")),
+        )
+        .unwrap();
+        assert_eq!(c.api_key.expose_secret(), secret);
+    }
+
+    #[test]
+    fn a_client_id_that_is_not_the_keys_id_is_refused() {
+        let (_, secret) = key();
+        let (other, _) = key();
+        let basic = STANDARD.encode(format!("{other}:{secret}"));
+        assert!(matches!(
+            client_credentials(Some(&basic), &Fields::Empty),
+            Err(ApiError::InvalidClient)
+        ));
+    }
+
+    #[test]
+    fn both_methods_or_none_are_errors() {
+        let (id, secret) = key();
+        let basic = STANDARD.encode(format!("{id}:{secret}"));
+        let both = form(&format!("client_id={id}&client_secret={secret}"));
+        assert!(matches!(
+            client_credentials(Some(&basic), &both),
+            Err(ApiError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            client_credentials(None, &Fields::Empty),
+            Err(ApiError::InvalidClient)
+        ));
+        assert!(matches!(
+            client_credentials(Some("%%%"), &Fields::Empty),
+            Err(ApiError::InvalidClient)
+        ));
+    }
+}

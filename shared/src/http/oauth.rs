@@ -1,0 +1,115 @@
+//! The OAuth2 routes, on the same logic as `/auth/*`:
+//! client credentials (RFC 6749 §4.4) is a login, introspection (RFC 7662) a
+//! verify, revocation (RFC 7009) a revoke by token limited to the client's
+//! own tokens, and the metadata document (RFC 8414) says where they are.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use super::auth::{issued_body, revoked_body, verified_body};
+use crate::app::App;
+use crate::client::{Requirement, authenticate, client_credentials};
+use crate::config::TokenPolicy;
+use crate::error::ApiError;
+use crate::login::{self, LoginRequest};
+use crate::request::Fields;
+use crate::revoke::{self, RevokeRequest};
+use crate::telemetry::Audit;
+use crate::verify;
+
+pub(super) async fn token(
+    app: &App,
+    basic: Option<&str>,
+    fields: &Fields,
+    audit: &mut Audit,
+) -> Result<Value, ApiError> {
+    let client = client_credentials(basic, fields)?;
+    match fields.text("grant_type")? {
+        Some("client_credentials") => {}
+        Some(_) => return Err(ApiError::UnsupportedGrantType),
+        None => {
+            return Err(ApiError::InvalidRequest(
+                "field grant_type is required".into(),
+            ));
+        }
+    }
+    let request = LoginRequest {
+        api_key: client.api_key,
+        session_id: fields.text("session_id")?.map(str::to_owned),
+        scope: fields.text("scope")?.map(str::to_owned),
+    };
+    match login::login(app, request, audit).await {
+        Ok(issued) => Ok(issued_body(&issued)),
+        // RFC 6749 §5.2 has no conflict code; the session rule is ours.
+        Err(ApiError::SessionConflict) => Err(ApiError::InvalidRequest(
+            ApiError::SessionConflict.description(),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) async fn introspect(
+    app: &App,
+    basic: Option<&str>,
+    fields: &Fields,
+    audit: &mut Audit,
+) -> Result<Value, ApiError> {
+    let client = client_credentials(basic, fields)?;
+    authenticate(app, &client.api_key, Requirement::Usable, audit).await?;
+    let token = required_token(fields)?;
+    // The resource server's own key id is in the log; the token's owner is in the answer.
+    let mut token_audit = Audit::default();
+    match verify::verify(app, Some(token.expose_secret()), None, &mut token_audit).await {
+        Ok(v) => {
+            let mut body = verified_body(&v);
+            body["client_id"] = json!(v.claims.sub);
+            body["iss"] = json!(v.claims.iss);
+            body["token_type"] = json!("Bearer");
+            if let Some(aud) = &v.claims.aud {
+                body["aud"] = json!(aud);
+            }
+            Ok(body)
+        }
+        // RFC 7662 §2.2: any token that is not active gets this and nothing more.
+        Err(ApiError::InvalidToken(_)) => Ok(json!({"active": false})),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) async fn revoke(
+    app: &App,
+    basic: Option<&str>,
+    fields: &Fields,
+    audit: &mut Audit,
+) -> Result<Value, ApiError> {
+    let client = client_credentials(basic, fields)?;
+    let request = RevokeRequest::ClientToken {
+        api_key: client.api_key,
+        token: required_token(fields)?,
+    };
+    Ok(revoked_body(&revoke::revoke(app, request, audit).await?))
+}
+
+fn required_token(fields: &Fields) -> Result<SecretString, ApiError> {
+    fields
+        .text("token")?
+        .map(SecretString::from)
+        .ok_or_else(|| ApiError::InvalidRequest("field token is required".into()))
+}
+
+/// The RFC 8414 metadata; endpoints are under the issuer, which is the service's base URL.
+pub(super) fn metadata(policy: &TokenPolicy) -> Value {
+    let base = policy.issuer.trim_end_matches('/');
+    let auth_methods = json!(["client_secret_basic", "client_secret_post"]);
+    json!({
+        "issuer": policy.issuer,
+        "token_endpoint": format!("{base}/oauth2/token"),
+        "introspection_endpoint": format!("{base}/oauth2/introspect"),
+        "revocation_endpoint": format!("{base}/oauth2/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+    })
+}
