@@ -7,6 +7,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use crate::calls::AwsCalls;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, TokenPolicy};
 use crate::error::ApiError;
@@ -18,6 +19,8 @@ use crate::store::{Store, StoreError};
 /// Everything the logic needs: token rules, the store, the signing keys and a clock.
 #[derive(Clone)]
 pub struct App {
+    /// AWS operations made through this app's clients.
+    pub calls: AwsCalls,
     /// Token rules.
     pub policy: TokenPolicy,
     /// Keys and sessions.
@@ -29,14 +32,14 @@ pub struct App {
 }
 
 impl App {
-    /// The production wiring: DynamoDB and Secrets Manager from `sdk`.
+    /// The production wiring: DynamoDB and Secrets Manager from `sdk`, with counted calls.
     pub fn from_aws(config: &Config, sdk: &SdkConfig) -> Self {
-        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
-        let source = SecretsManagerKeySource::new(
-            aws_sdk_secretsmanager::Client::new(sdk),
-            &config.signing_secret_arn,
-        );
+        let calls = AwsCalls::default();
+        let store = DynamoDbStore::new(calls.dynamodb(sdk), &config.table_name);
+        let source =
+            SecretsManagerKeySource::new(calls.secrets_manager(sdk), &config.signing_secret_arn);
         Self {
+            calls,
             policy: config.tokens.clone(),
             store: Arc::new(store),
             keys: Arc::new(KeyRing::new(Arc::new(source), config.signing_key_cache)),

@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use auth_shared::api_key::{ApiKey, KeyRecord};
 use auth_shared::app::{App, aws_sdk_loader};
 use auth_shared::clock::{Clock, ManualClock};
-use auth_shared::config::TokenPolicy;
+use auth_shared::config::{Config, TokenPolicy};
 use auth_shared::http::{self, Route};
 use auth_shared::keyring::KeyRing;
 use auth_shared::scope::Scopes;
 use auth_shared::secrets::SecretsManagerKeySource;
 use auth_shared::store::Store;
-use auth_shared::store::dynamodb::{DynamoDbStore, create_table};
+use auth_shared::store::dynamodb::create_table;
 use aws_config::SdkConfig;
 use lambda_http::Body;
 use lambda_http::http::{HeaderMap, Method};
@@ -113,14 +113,15 @@ impl TestApp {
             .unwrap();
         let secret_arn = create_secret(&sdk, &"s".repeat(48)).await;
         let clock = Arc::new(ManualClock::starting_now());
+        let config = Config {
+            table_name: table.clone(),
+            signing_secret_arn: secret_arn.clone(),
+            signing_key_cache: std::time::Duration::from_secs(300),
+            tokens: policy,
+        };
         let app = App {
-            policy,
-            store: Arc::new(DynamoDbStore::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                &table,
-            )),
-            keys: Arc::new(key_ring(&sdk, &secret_arn)),
             clock: clock.clone(),
+            ..App::from_aws(&config, &sdk)
         };
         Self {
             app,

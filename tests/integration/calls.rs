@@ -1,0 +1,87 @@
+//! The AWS call budget per operation, counted by the SDK interceptor on the
+//! app's own clients: verify 1, login reusing 1, login minting 2, and no
+//! Secrets Manager call per request once the key cache is warm.
+
+use auth_shared::calls::CallCount;
+use auth_tests::TestApp;
+use serde_json::json;
+
+/// Calls `work` made, as (DynamoDB, Secrets Manager).
+async fn calls_of<F: std::future::Future>(t: &TestApp, work: F) -> (u64, u64) {
+    let before = t.app.calls.count();
+    work.await;
+    let after = t.app.calls.count();
+    let CallCount {
+        dynamodb,
+        secrets_manager,
+    } = after;
+    (
+        dynamodb - before.dynamodb,
+        secrets_manager - before.secrets_manager,
+    )
+}
+
+#[tokio::test]
+async fn each_operation_stays_within_its_aws_call_budget() {
+    let t = TestApp::spawn().await;
+    let key = t.create_key("read").await;
+    let (_, cold_secrets) = calls_of(&t, t.login(json!({"api_key": key, "session_id": "a"}))).await;
+    assert_eq!(
+        cold_secrets, 2,
+        "a cold key cache reads AWSCURRENT and AWSPREVIOUS once"
+    );
+
+    let token = t.token(&key, "a").await;
+    assert_eq!(
+        calls_of(&t, t.login(json!({"api_key": key, "session_id": "a"}))).await,
+        (1, 0),
+        "login reusing"
+    );
+    assert_eq!(
+        calls_of(&t, t.login(json!({"api_key": key, "session_id": "b"}))).await,
+        (2, 0),
+        "login minting"
+    );
+    assert_eq!(
+        calls_of(&t, t.verify(&token, Some("read"))).await,
+        (1, 0),
+        "verify"
+    );
+
+    t.clock.advance(7200 - 299);
+    let refreshed = calls_of(&t, t.login(json!({"api_key": key, "session_id": "a"}))).await;
+    assert_eq!(
+        refreshed,
+        (2, 0),
+        "login minting a successor in the refresh window"
+    );
+    assert_eq!(
+        calls_of(&t, t.revoke_bearer(&token)).await,
+        (1, 0),
+        "revoke by token"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_token_costs_no_aws_call() {
+    let t = TestApp::spawn().await;
+    let key = t.create_key("read").await;
+    let token = t.token(&key, "a").await;
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    assert_eq!(
+        calls_of(&t, t.verify(&tampered, None)).await,
+        (0, 0),
+        "bad signature"
+    );
+    assert_eq!(
+        calls_of(&t, t.verify("garbage", None)).await,
+        (0, 0),
+        "malformed"
+    );
+    let typo = format!("{}0", &key[..key.len() - 1]);
+    let (dynamodb, _) = calls_of(&t, t.login(json!({"api_key": typo}))).await;
+    assert_eq!(
+        dynamodb, 0,
+        "a key failing its checksum never reaches the table"
+    );
+}
