@@ -48,6 +48,27 @@ impl App {
     }
 }
 
+impl App {
+    /// Pays during init what the first request would otherwise pay: the
+    /// signing keys (one Secrets Manager round trip) and the DynamoDB
+    /// connection, both at once and bounded in time. A failure only logs: the
+    /// first request then retries, and answers 503 if the backend is down.
+    pub async fn warm_up(&self) {
+        let keys = async { self.keys.keys().await.map(drop).map_err(|e| e.to_string()) };
+        let store = async { self.store.warm_up().await.map_err(|e| e.to_string()) };
+        match tokio::time::timeout(WARM_UP_LIMIT, async { tokio::join!(keys, store) }).await {
+            Ok((Ok(()), Ok(()))) => {}
+            Ok((keys, store)) => {
+                tracing::warn!(keys = ?keys.err(), store = ?store.err(), "warm-up failed")
+            }
+            Err(_) => tracing::warn!("warm-up timed out"),
+        }
+    }
+}
+
+/// The longest a cold start waits for [`App::warm_up`].
+const WARM_UP_LIMIT: Duration = Duration::from_secs(3);
+
 /// The AWS SDK configuration from the standard environment (`AWS_ENDPOINT_URL`
 /// points it at an emulator), with bounded timeouts and retries: a dead
 /// backend must turn into a 503 within a few seconds, well before the Lambda

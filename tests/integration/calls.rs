@@ -85,3 +85,39 @@ async fn a_rejected_token_costs_no_aws_call() {
         "a key failing its checksum never reaches the table"
     );
 }
+
+#[tokio::test]
+async fn warming_up_at_init_leaves_the_first_request_only_its_own_call() {
+    let t = TestApp::spawn().await;
+    let key = t.create_key("read").await;
+    assert_eq!(
+        calls_of(&t, t.app.warm_up()).await,
+        (1, 2),
+        "one DynamoDB read, both key stages"
+    );
+    assert_eq!(
+        calls_of(&t, t.login(json!({"api_key": key}))).await,
+        (2, 0),
+        "first login after warm-up"
+    );
+}
+
+#[tokio::test]
+async fn warming_up_against_a_dead_backend_gives_up_without_failing_init() {
+    let t = TestApp::spawn().await;
+    let dead = auth_tests::dead_endpoint().await;
+    let config = auth_shared::Config {
+        table_name: t.table.clone(),
+        signing_secret_arn: t.secret_arn.clone(),
+        signing_key_cache: std::time::Duration::from_secs(300),
+        tokens: t.app.policy.clone(),
+    };
+    let app = auth_shared::App::from_aws(&config, &dead);
+    let started = std::time::Instant::now();
+    app.warm_up().await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+}

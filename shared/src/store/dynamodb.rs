@@ -278,6 +278,14 @@ impl Store for DynamoDbStore {
         self.put_key(record, "attribute_exists(pk)").await
     }
 
+    async fn warm_up(&self) -> Result<(), StoreError> {
+        // A read of a key id that cannot exist: the same call and permission
+        // as verify, so the connection it opens is the one requests reuse.
+        self.batch_get(vec![primary("KEY#warm-up".into(), KEY_SK.into())])
+            .await
+            .map(drop)
+    }
+
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let mut keys = Vec::new();
         let mut start = None;

@@ -120,4 +120,11 @@ pub trait Store: Send + Sync {
 
     /// Every key (admin listing).
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Opens the connection a first request would otherwise open (for a
+    /// network backend: DNS, TCP and TLS), so a cold start pays it during
+    /// init. Nothing to do for a local backend.
+    async fn warm_up(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
