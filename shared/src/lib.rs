@@ -6,6 +6,7 @@
 
 pub mod api_key;
 pub mod app;
+pub mod authorizer;
 pub mod calls;
 pub mod client;
 pub mod clock;

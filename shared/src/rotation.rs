@@ -259,7 +259,7 @@ impl Rotator {
             Ok(out) => {
                 let value: SigningSecret = out
                     .secret_string()
-                    .and_then(|s| serde_json::from_str(s).ok())
+                    .and_then(SigningSecret::parse)
                     .ok_or_else(|| {
                         RotationError::State(format!(
                             "{stage} is not a JSON object with a \"key\" string"

@@ -31,6 +31,18 @@ pub struct SigningSecret {
     pub key: SecretString,
 }
 
+impl SigningSecret {
+    /// Parses a secret value; `None` unless it is a JSON object with a `key` string.
+    pub fn parse(value: &str) -> Option<Self> {
+        // A derived struct would also accept a JSON array (`["..."]`) as its
+        // fields in order: only an object is the documented shape.
+        match serde_json::from_str(value).ok()? {
+            object @ serde_json::Value::Object(_) => serde_json::from_value(object).ok(),
+            _ => None,
+        }
+    }
+}
+
 impl SecretsManagerKeySource {
     /// A source for `secret_id` (ARN or name).
     pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
@@ -68,7 +80,7 @@ impl SecretsManagerKeySource {
             .ok_or_else(|| KeySourceError::Invalid(format!("{stage} has no version id")))?;
         let value: SigningSecret = out
             .secret_string()
-            .and_then(|s| serde_json::from_str(s).ok())
+            .and_then(SigningSecret::parse)
             .ok_or_else(|| {
                 KeySourceError::Invalid(format!(
                     "{stage} is not a JSON object with a \"key\" string"
@@ -88,5 +100,29 @@ impl KeySource for SecretsManagerKeySource {
             current: Arc::new(current),
             previous: previous?.map(Arc::new),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn only_an_object_with_a_key_string_is_a_signing_secret() {
+        let key = "k".repeat(32);
+        let parsed = SigningSecret::parse(&serde_json::json!({ "key": key }).to_string());
+        assert_eq!(
+            parsed.map(|s| s.key.expose_secret().to_owned()),
+            Some(key.clone())
+        );
+        for bad in [
+            serde_json::json!([key]).to_string(),
+            serde_json::json!({ "password": key }).to_string(),
+            serde_json::json!({ "key": 7 }).to_string(),
+            key,
+        ] {
+            assert!(SigningSecret::parse(&bad).is_none(), "{bad}");
+        }
     }
 }

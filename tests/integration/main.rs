@@ -3,7 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod authorizer;
 mod calls;
+mod errors;
+mod login;
+mod logs;
 mod oauth;
+mod outages;
+mod revoke;
 mod rotation;
 mod smoke;
+mod verify;

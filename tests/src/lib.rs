@@ -303,8 +303,16 @@ pub fn key_ring(sdk: &SdkConfig, secret_arn: &str) -> KeyRing {
 pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 
 impl CapturedLogs {
-    /// Installs the JSON subscriber writing here, for the current thread.
+    /// Installs the JSON subscriber writing here, for the current thread
+    /// (a current-thread tokio test keeps all its work there).
     pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        // With one registered dispatcher, tracing decides whether a callsite
+        // is wanted from whichever thread reaches it first; another test's
+        // thread, which has no subscriber, would mark our log line "never".
+        // A second dispatcher, kept for the whole run, makes every thread ask
+        // all live subscribers, ours included.
+        static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let me = self.clone();
         tracing::subscriber::set_default(auth_shared::telemetry::subscriber(move || me.clone()))
     }
