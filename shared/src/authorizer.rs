@@ -584,7 +584,7 @@ impl Outcome {
         self.outcome = outcome;
         self.error = Some(error.code());
         if error.status() >= 500 {
-            self.detail = Some(source_chain(error));
+            self.detail = Some(error.source_chain());
         }
     }
 }
@@ -788,18 +788,6 @@ fn shape(error: &serde_json::Error) -> String {
     } else {
         "a field has the wrong type or value".into()
     }
-}
-
-/// The error and its sources, for the log line of a backend failure.
-fn source_chain(error: &ApiError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

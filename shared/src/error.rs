@@ -117,6 +117,19 @@ impl ApiError {
         }
     }
 
+    /// The error and its sources, for the log line of a 5xx. Store, SDK and
+    /// key-source errors name operations and endpoints, never secrets.
+    pub fn source_chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
+
     /// Wraps a backend failure as a 503.
     pub fn unavailable(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self::Unavailable(source.into())

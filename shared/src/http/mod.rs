@@ -127,7 +127,9 @@ pub async fn handle(
         Err(e) => error_response(e, route, &credential, &request_id),
     };
     let error = result.as_ref().err();
-    let detail = error.filter(|e| e.status() >= 500).map(source_chain);
+    let detail = error
+        .filter(|e| e.status() >= 500)
+        .map(ApiError::source_chain);
     tracing::info!(
         function,
         route = route.map_or("unknown", Route::path),
@@ -297,17 +299,4 @@ fn error_response(
         _ => {}
     }
     response
-}
-
-/// The error and its sources, for the log line of a 5xx. SDK and store
-/// errors name operations and endpoints, never secrets.
-fn source_chain(error: &ApiError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
