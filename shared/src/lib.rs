@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod keyring;
+pub mod local_keys;
 pub mod login;
 pub mod request;
 pub mod revoke;

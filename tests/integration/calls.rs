@@ -78,7 +78,10 @@ async fn a_rejected_token_costs_no_aws_call() {
         (0, 0),
         "malformed"
     );
-    let typo = format!("{}0", &key[..key.len() - 1]);
+    // One character of the secret changed: well formed, wrong checksum.
+    let mut typo = key.clone().into_bytes();
+    typo[30] = if typo[30] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
     let (dynamodb, _) = calls_of(&t, t.login(json!({"api_key": typo}))).await;
     assert_eq!(
         dynamodb, 0,

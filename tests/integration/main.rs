@@ -6,9 +6,11 @@
 mod authorizer;
 mod calls;
 mod errors;
+mod events;
 mod login;
 mod logs;
 mod oauth;
+mod openapi;
 mod outages;
 mod revoke;
 mod rotation;

@@ -6,8 +6,10 @@
 //! days after their TTL (and an emulator may never delete them).
 
 pub mod dynamodb;
+pub mod sqlite;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::api_key::{KeyId, KeyRecord};
@@ -16,7 +18,7 @@ use crate::token::Claims;
 
 /// A token as a session stores it: everything needed to re-sign the same bytes.
 /// The token itself is never stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredToken {
     /// The signed claims.
     pub claims: Claims,
@@ -35,7 +37,7 @@ impl StoredToken {
 
 /// A session: its current token and the one it replaced, which keeps
 /// verifying until its own expiry so that early refreshes break nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// The token login hands out now.
     pub current: StoredToken,

@@ -1,0 +1,148 @@
+//! The command line, as clap sees it. Every command has `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str =
+    "Exit codes: 0 success, 1 error, 2 bad usage, 3 not found, 4 backend unavailable.";
+
+/// Manage the bearer-token service: API keys, sessions, signing keys, and a local server.
+///
+/// By default everything works on an embedded store in --data-dir; with
+/// --table (or TABLE_NAME) it works on that DynamoDB table through the
+/// standard AWS environment (AWS_ENDPOINT_URL for an emulator).
+#[derive(Debug, Parser)]
+#[command(name = "authctl", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where keys and sessions live.
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// Directory of the embedded store and its signing key (ignored with --table).
+    #[arg(long, global = true, default_value = ".data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// A DynamoDB table to work on instead of the embedded store.
+    #[arg(long, global = true, env = "TABLE_NAME", value_name = "NAME")]
+    pub table: Option<String>,
+    /// The Secrets Manager signing secret (serve and rotate-signing-key on DynamoDB).
+    #[arg(long, global = true, env = "SIGNING_SECRET_ARN", value_name = "ARN")]
+    pub signing_secret_arn: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve /auth/*, /oauth2/* and the OAuth2 metadata on one port.
+    #[command(after_help = EXIT_CODES)]
+    Serve(ServeArgs),
+    /// Create, list, show, revoke and rotate API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// List and revoke the sessions of a key.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Create the DynamoDB table and the signing secret (emulators, dev accounts).
+    #[command(after_help = EXIT_CODES)]
+    Setup(SetupArgs),
+    /// Rotate the signing key: the previous key keeps verifying live tokens.
+    #[command(after_help = EXIT_CODES)]
+    RotateSigningKey,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+#[command(after_help = EXIT_CODES)]
+pub enum KeysCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        /// A label for the key's owner.
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes, e.g. "read write documents:read".
+        #[arg(long)]
+        scopes: String,
+        /// Lifetime, e.g. 90d, 12h, 1y; none means it never expires.
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        expires_in: Option<Duration>,
+        /// Print {"api_key", "key_id", "name", "scopes"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every key (never a secret).
+    List {
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key (never its secret).
+    Show {
+        /// The key id (16 hex characters).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: its tokens stop verifying at once.
+    Revoke {
+        /// The key id.
+        id: String,
+    },
+    /// Issue a new secret for a key; the old one keeps working for the grace period.
+    Rotate {
+        /// The key id.
+        id: String,
+        /// How long the old secret keeps working, e.g. 24h; 0 cuts it at once.
+        #[arg(long, value_parser = parse_duration, default_value = "24h", value_name = "DURATION")]
+        grace: Duration,
+        /// Print {"api_key", "key_id", "name", "scopes"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+#[command(after_help = EXIT_CODES)]
+pub enum SessionsCommand {
+    /// List the sessions of a key.
+    List {
+        /// The key id.
+        key_id: String,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one session: its tokens stop verifying at once.
+    Revoke {
+        /// The key id.
+        key_id: String,
+        /// The session id.
+        session_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Name of the signing secret to create (default: <table>-signing-key).
+    #[arg(long, value_name = "NAME")]
+    pub secret_name: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90d, 24h, 30m)"))
+}

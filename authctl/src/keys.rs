@@ -1,0 +1,168 @@
+//! `authctl keys ...`: API keys are created, shown once, listed, revoked and rotated.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use auth_shared::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use auth_shared::clock::{Clock, SystemClock};
+use auth_shared::scope::Scopes;
+use auth_shared::store::Store;
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::cli::{BackendArgs, KeysCommand};
+use crate::error::CliError;
+
+pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliError> {
+    let store = backend.store().await?;
+    let now = SystemClock.now();
+    match command {
+        KeysCommand::Create {
+            name,
+            scopes,
+            expires_in,
+            json,
+        } => {
+            let scopes = Scopes::parse(&scopes)
+                .map_err(|e| CliError::Invalid(format!("bad --scopes: {e}")))?;
+            if name.trim().is_empty() {
+                return Err(CliError::Invalid("--name must not be empty".into()));
+            }
+            let expires_at = expires_in.map(|d| now.saturating_add(d.as_secs()));
+            let (key, record) = create(store.as_ref(), &name, scopes, now, expires_at).await?;
+            print_new_key(&key, &record, json, "Created");
+        }
+        KeysCommand::List { json } => {
+            let keys = store.list_keys().await?;
+            if !json {
+                println!(
+                    "{:<16}  {:<8}  {:<20}  {:<20}  {:<20}  SCOPES",
+                    "ID", "STATUS", "NAME", "CREATED", "EXPIRES"
+                );
+            }
+            for record in &keys {
+                print_key(record, now, json);
+            }
+        }
+        KeysCommand::Show { id, json } => {
+            print_key(&existing(store.as_ref(), &id).await?, now, json)
+        }
+        KeysCommand::Revoke { id } => {
+            let mut record = existing(store.as_ref(), &id).await?;
+            record.status = KeyStatus::Revoked;
+            store.save_key(&record).await?;
+            let sessions = store.delete_sessions(&record.id).await?;
+            println!(
+                "Revoked key {} and {sessions} session(s); its tokens no longer verify.",
+                record.id
+            );
+        }
+        KeysCommand::Rotate { id, grace, json } => {
+            let mut record = existing(store.as_ref(), &id).await?;
+            let key = ApiKey::regenerate(&record.id)
+                .map_err(|e| CliError::Failed(format!("no randomness: {e}")))?;
+            record.rotate(&key, now, grace.as_secs());
+            store.save_key(&record).await?;
+            print_new_key(&key, &record, json, "Rotated");
+            if !json {
+                let until = if grace.is_zero() {
+                    "no longer works".to_owned()
+                } else {
+                    format!("works until {}", time(now + grace.as_secs()))
+                };
+                println!("The old secret {until}.");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates and stores a new key; also used for the server's starter key.
+pub async fn create(
+    store: &dyn Store,
+    name: &str,
+    scopes: Scopes,
+    now: u64,
+    expires_at: Option<u64>,
+) -> Result<(ApiKey, KeyRecord), CliError> {
+    let key = ApiKey::generate().map_err(|e| CliError::Failed(format!("no randomness: {e}")))?;
+    let record = KeyRecord::new(&key, name, scopes, now, expires_at);
+    if !store.create_key(&record).await? {
+        return Err(CliError::Failed(
+            "key id collision; run the command again".into(),
+        ));
+    }
+    Ok((key, record))
+}
+
+/// The record of an existing key id given on the command line.
+pub async fn existing(store: &dyn Store, id: &str) -> Result<KeyRecord, CliError> {
+    let key_id = KeyId::parse(id)
+        .ok_or_else(|| CliError::Invalid(format!("{id:?} is not a key id (16 hex characters)")))?;
+    store
+        .key(&key_id)
+        .await?
+        .ok_or_else(|| CliError::NotFound(format!("no key {id}")))
+}
+
+fn print_new_key(key: &ApiKey, record: &KeyRecord, json: bool, verb: &str) {
+    let api_key = key.expose();
+    if json {
+        let body = json!({
+            "api_key": api_key.expose_secret(),
+            "key_id": record.id.as_str(),
+            "name": record.name,
+            "scopes": record.scopes.to_string(),
+        });
+        println!("{body}");
+    } else {
+        println!(
+            "{verb} API key {} (name {:?}, scopes {:?}).",
+            record.id,
+            record.name,
+            record.scopes.to_string()
+        );
+        println!(
+            "Store it now; it is not shown again:\n\n  {}\n",
+            api_key.expose_secret()
+        );
+    }
+}
+
+fn print_key(record: &KeyRecord, now: u64, json: bool) {
+    let status = status(record, now);
+    if json {
+        let body = json!({
+            "key_id": record.id.as_str(),
+            "name": record.name,
+            "scopes": record.scopes.to_string(),
+            "status": status,
+            "created_at": record.created_at,
+            "expires_at": record.expires_at,
+        });
+        println!("{body}");
+    } else {
+        let expires = record.expires_at.map_or_else(|| "never".to_owned(), time);
+        println!(
+            "{:<16}  {:<8}  {:<20}  {:<20}  {:<20}  {}",
+            record.id,
+            status,
+            record.name,
+            time(record.created_at),
+            expires,
+            record.scopes
+        );
+    }
+}
+
+fn status(record: &KeyRecord, now: u64) -> &'static str {
+    match record.status {
+        KeyStatus::Revoked => "revoked",
+        KeyStatus::Active if !record.is_usable(now) => "expired",
+        KeyStatus::Active => "active",
+    }
+}
+
+/// A Unix time as RFC 3339, for people.
+pub fn time(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+}

@@ -1,0 +1,36 @@
+//! `authctl`: manage API keys and sessions, rotate the signing key, set up
+//! AWS resources, and serve the API locally on the same handler code as the
+//! Lambdas. `main` only parses arguments and turns the outcome into an exit code.
+
+mod backend;
+mod cli;
+mod error;
+mod keys;
+mod serve;
+mod sessions;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(&cli.backend, args).await,
+        Command::Keys(command) => keys::run(&cli.backend, command).await,
+        Command::Sessions(command) => sessions::run(&cli.backend, command).await,
+        Command::Setup(args) => setup::setup(&cli.backend, args).await,
+        Command::RotateSigningKey => setup::rotate_signing_key(&cli.backend).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authctl: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! `openapi.yaml` kept true: every route is documented with exactly the
+//! methods it takes, every documented path is a route, and the real handler's
+//! answers (the success and every documented error of every operation) match
+//! the documented status, headers and body schema.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use auth_shared::http::Route;
+use auth_shared::store::dynamodb::DynamoDbStore;
+use auth_tests::{TestApp, TestResponse, dead_endpoint};
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lambda_http::http::Method;
+use serde_json::{Value, json};
+
+use crate::verify::key_id;
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// (path, method, status) triples, as documented or as seen.
+type Answers = BTreeSet<(String, String, u16)>;
+
+struct Spec(Value);
+
+impl Spec {
+    fn load() -> Self {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let doc: Value = serde_norway::from_str(&text).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        Self(doc)
+    }
+
+    /// Every documented path and its methods, upper case.
+    fn methods(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let paths = self.0["paths"].as_object().unwrap();
+        paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = item.as_object().unwrap().keys();
+                let methods = methods.filter(|m| METHODS.contains(&m.to_uppercase().as_str()));
+                (path.clone(), methods.map(|m| m.to_uppercase()).collect())
+            })
+            .collect()
+    }
+
+    /// Every documented status of every operation.
+    fn answers(&self) -> Answers {
+        let mut all = Answers::new();
+        for (path, methods) in self.methods() {
+            for method in methods {
+                let responses = self.operation(&path, &method)["responses"].as_object();
+                for status in responses.unwrap().keys() {
+                    all.insert((path.clone(), method.clone(), status.parse().unwrap()));
+                }
+            }
+        }
+        all
+    }
+
+    fn operation(&self, path: &str, method: &str) -> &Value {
+        &self.0["paths"][path][method.to_lowercase()]
+    }
+
+    /// Follows a local `$ref` (`#/components/...`) to what it names.
+    fn resolve<'a>(&'a self, value: &'a Value) -> &'a Value {
+        match value["$ref"].as_str() {
+            Some(r) => self.resolve(self.0.pointer(r.trim_start_matches('#')).unwrap()),
+            None => value,
+        }
+    }
+
+    /// Asserts that `r`, the answer to `method path`, is one the document
+    /// describes: a documented status, its required headers, every documented
+    /// header's schema, and the body's schema. Returns what it checked.
+    fn check(&self, method: &str, path: &str, r: &TestResponse) -> (String, String, u16) {
+        let op = self.operation(path, method);
+        let what = format!("{method} {path} -> {}: {}", r.status, r.body);
+        let response = &op["responses"][r.status.to_string()];
+        assert!(!response.is_null(), "undocumented status: {what}");
+        let response = self.resolve(response);
+        for (name, header) in response["headers"].as_object().into_iter().flatten() {
+            let header = self.resolve(header);
+            let Some(value) = r.header(name) else {
+                assert_ne!(header["required"], true, "{name} missing: {what}");
+                continue;
+            };
+            let schema = &header["schema"];
+            let value = match (schema["type"].as_str(), value.parse::<i64>()) {
+                (Some("integer"), Ok(n)) => json!(n),
+                _ => json!(value),
+            };
+            self.assert_valid(schema, &value, &format!("header {name}: {what}"));
+        }
+        let schema = &response["content"]["application/json"]["schema"];
+        assert!(!schema.is_null(), "no JSON schema: {what}");
+        self.assert_valid(schema, &r.body, &what);
+        (path.to_owned(), method.to_owned(), r.status)
+    }
+
+    fn assert_valid(&self, schema: &Value, instance: &Value, what: &str) {
+        // The schema beside the document's components, so that its `#/components/...` refs resolve.
+        let root = json!({"components": self.0["components"], "allOf": [schema]});
+        let validator = jsonschema::draft202012::new(&root).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{what}: {errors:?}");
+    }
+}
+
+fn basic(api_key: &str) -> String {
+    let pair = format!("{}:{api_key}", key_id(api_key));
+    format!("Basic {}", STANDARD.encode(pair))
+}
+
+/// A request and where it goes: method, path, headers, body.
+struct Call {
+    method: String,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+fn call(method: &str, path: &str, headers: &[(&'static str, &str)], body: &str) -> Call {
+    Call {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        headers: headers.iter().map(|(n, v)| (*n, (*v).to_owned())).collect(),
+        body: body.to_owned(),
+    }
+}
+
+fn post_json(path: &str, body: Value) -> Call {
+    call("POST", path, &[JSON], &body.to_string())
+}
+
+fn post_form(path: &str, auth: Option<&str>, form: &str) -> Call {
+    let mut headers = vec![FORM];
+    headers.extend(auth.map(|a| ("authorization", a)));
+    call("POST", path, &headers, form)
+}
+
+/// The path of a URI, without its query.
+fn path_of(uri: &str) -> &str {
+    uri.split('?').next().unwrap_or(uri)
+}
+
+/// Sends each call to a handler serving `routes` and checks the answer against the document.
+async fn run(spec: &Spec, t: &TestApp, routes: &[Route], calls: Vec<Call>) -> Answers {
+    let mut seen = Answers::new();
+    for c in calls {
+        let headers: Vec<(&str, &str)> = c.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let method = Method::from_bytes(c.method.as_bytes()).unwrap();
+        let r = t
+            .request_to(routes, method, &c.path, &headers, &c.body)
+            .await;
+        seen.insert(spec.check(&c.method, path_of(&c.path), &r));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn every_documented_path_is_a_route_and_every_route_is_documented() {
+    let documented: BTreeSet<String> = Spec::load().methods().into_keys().collect();
+    let routes: BTreeSet<String> = Route::ALL.iter().map(|r| r.path().to_owned()).collect();
+    assert_eq!(documented, routes);
+}
+
+#[tokio::test]
+async fn every_route_is_documented_with_exactly_the_methods_it_takes() {
+    let spec = Spec::load();
+    let methods = spec.methods();
+    let t = TestApp::spawn().await;
+    for route in Route::ALL {
+        let documented = &methods[route.path()];
+        for method in METHODS {
+            let m = Method::from_bytes(method.as_bytes()).unwrap();
+            let r = t.request(m, route.path(), &[], "").await;
+            assert_eq!(
+                r.status == 405,
+                !documented.contains(method),
+                "{method} {}: {:?}",
+                route.path(),
+                r.body
+            );
+            if r.status == 405 {
+                let allow: BTreeSet<String> = r
+                    .header("allow")
+                    .unwrap()
+                    .split(", ")
+                    .map(str::to_owned)
+                    .collect();
+                assert_eq!(&allow, documented, "Allow of {}", route.path());
+            }
+        }
+    }
+}
+
+/// Success and client errors of every operation, on a working service.
+async fn client_answers(spec: &Spec) -> Answers {
+    let t = TestApp::spawn().await;
+    let key = t.create_key("read write").await;
+    let doomed = t.create_key("read").await;
+    let token = t.token(&key, "s1").await;
+    let doomed_token = t.token(&key, "s2").await;
+    let auth = basic(&key);
+    let bearer = format!("Bearer {token}");
+    let id = key_id(&key).to_owned();
+    let post = format!("grant_type=client_credentials&client_id={id}&client_secret={key}");
+    let (login, verify, revoke) = ("/auth/login", "/auth/verify", "/auth/revoke");
+    let (oauth_token, introspect, oauth_revoke) =
+        ("/oauth2/token", "/oauth2/introspect", "/oauth2/revoke");
+    let calls = vec![
+        post_json(login, json!({"api_key": key, "session_id": "fresh"})),
+        call(
+            "POST",
+            login,
+            &[FORM],
+            &format!("api_key={key}&session_id=form"),
+        ),
+        post_json(login, json!({"session_id": "default"})),
+        post_json(login, json!({"api_key": key, "scope": "admin"})),
+        post_json(login, json!({"api_key": "bauth_not-a-key"})),
+        post_json(
+            login,
+            json!({"api_key": key, "session_id": "s1", "scope": "read"}),
+        ),
+        call("GET", verify, &[("authorization", &bearer)], ""),
+        call(
+            "GET",
+            "/auth/verify?scope=read",
+            &[("authorization", &bearer)],
+            "",
+        ),
+        call(
+            "GET",
+            "/auth/verify?scope=",
+            &[("authorization", &bearer)],
+            "",
+        ),
+        call("GET", verify, &[("authorization", "Bearer garbage")], ""),
+        call(
+            "GET",
+            "/auth/verify?scope=admin",
+            &[("authorization", &bearer)],
+            "",
+        ),
+        post_json(verify, json!({"token": token, "scope": "read"})),
+        call(
+            "POST",
+            verify,
+            &[JSON, ("authorization", &bearer)],
+            &json!({"token": token}).to_string(),
+        ),
+        post_json(verify, json!({"token": "garbage"})),
+        post_json(verify, json!({"token": token, "scope": "admin"})),
+        post_json(revoke, json!({"api_key": key, "session_id": "unused"})),
+        call(
+            "POST",
+            revoke,
+            &[("authorization", &format!("Bearer {doomed_token}"))],
+            "",
+        ),
+        post_json(revoke, json!({"api_key": doomed, "revoke_api_key": true})),
+        post_json(revoke, json!({})),
+        post_json(
+            revoke,
+            json!({"api_key": "bauth_not-a-key", "all_sessions": true}),
+        ),
+        post_form(
+            oauth_token,
+            Some(&auth),
+            "grant_type=client_credentials&scope=read&session_id=o1",
+        ),
+        post_form(oauth_token, None, &post),
+        post_form(oauth_token, Some(&auth), "grant_type=password"),
+        post_form(
+            oauth_token,
+            Some(&auth),
+            "grant_type=client_credentials&scope=admin",
+        ),
+        post_form(oauth_token, Some(&auth), "scope=read"),
+        post_form(
+            oauth_token,
+            Some(&basic(&doomed)),
+            "grant_type=client_credentials",
+        ),
+        post_form(introspect, Some(&auth), &format!("token={token}")),
+        post_form(introspect, Some(&auth), "token=garbage"),
+        post_form(introspect, Some(&auth), ""),
+        post_form(introspect, None, &format!("token={token}")),
+        post_form(
+            oauth_revoke,
+            Some(&auth),
+            "token=garbage&token_type_hint=access_token",
+        ),
+        post_form(oauth_revoke, Some(&auth), ""),
+        post_form(oauth_revoke, None, "token=garbage"),
+        call("GET", "/.well-known/oauth-authorization-server", &[], ""),
+    ];
+    let mut seen = run(spec, &t, Route::ALL, calls).await;
+
+    // What every operation answers alike: a method the route does not take,
+    // a function that does not serve it, a body too large or of another type.
+    let big = json!({"pad": "x".repeat(16 * 1024)}).to_string();
+    for (path, methods) in spec.methods() {
+        let r = t.request(Method::PUT, &path, &[], "").await;
+        for method in &methods {
+            seen.insert(spec.check(method, &path, &r));
+        }
+        for method in &methods {
+            seen.extend(run(spec, &t, &[], vec![call(method, &path, &[], "")]).await);
+            if method == "POST" {
+                let calls = vec![
+                    call("POST", &path, &[JSON], &big),
+                    call("POST", &path, &[("content-type", "text/plain")], "x"),
+                ];
+                seen.extend(run(spec, &t, Route::ALL, calls).await);
+            }
+        }
+    }
+    seen
+}
+
+/// 500 from every operation that reads a key: its item in the table is corrupt.
+async fn server_errors(spec: &Spec) -> Answers {
+    let t = TestApp::spawn().await;
+    let key = t.create_key("read").await;
+    let token = t.token(&key, "default").await;
+    t.dynamodb()
+        .update_item()
+        .table_name(&t.table)
+        .key("pk", AttributeValue::S(format!("KEY#{}", key_id(&key))))
+        .key("sk", AttributeValue::S("KEY".into()))
+        .update_expression("SET scopes = :n")
+        .expression_attribute_values(":n", AttributeValue::N("7".into()))
+        .send()
+        .await
+        .unwrap();
+    run(spec, &t, Route::ALL, backend_calls(&key, &token)).await
+}
+
+/// 503 from every operation that reads state: DynamoDB is unreachable.
+async fn outages(spec: &Spec) -> Answers {
+    let mut t = TestApp::spawn().await;
+    let key = t.create_key("read").await;
+    let token = t.token(&key, "default").await;
+    let dead = dead_endpoint().await;
+    t.app.store = Arc::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&dead),
+        &t.table,
+    ));
+    run(spec, &t, Route::ALL, backend_calls(&key, &token)).await
+}
+
+/// One call per operation that needs the key's state, with good credentials.
+fn backend_calls(key: &str, token: &str) -> Vec<Call> {
+    let auth = basic(key);
+    let bearer = format!("Bearer {token}");
+    vec![
+        post_json("/auth/login", json!({"api_key": key, "session_id": "new"})),
+        call("GET", "/auth/verify", &[("authorization", &bearer)], ""),
+        post_json("/auth/verify", json!({"token": token})),
+        post_json(
+            "/auth/revoke",
+            json!({"api_key": key, "all_sessions": true}),
+        ),
+        post_form(
+            "/oauth2/token",
+            Some(&auth),
+            "grant_type=client_credentials",
+        ),
+        post_form("/oauth2/introspect", Some(&auth), &format!("token={token}")),
+        post_form("/oauth2/revoke", Some(&auth), &format!("token={token}")),
+    ]
+}
+
+#[tokio::test]
+async fn every_documented_answer_is_one_the_handler_really_gives() {
+    let spec = Spec::load();
+    let (clients, bugs, down) =
+        tokio::join!(client_answers(&spec), server_errors(&spec), outages(&spec));
+    let seen: Answers = clients.into_iter().chain(bugs).chain(down).collect();
+    let unseen: Vec<_> = spec.answers().difference(&seen).cloned().collect();
+    assert!(
+        unseen.is_empty(),
+        "documented but never exercised: {unseen:?}"
+    );
+}
