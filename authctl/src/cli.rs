@@ -4,10 +4,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 const EXIT_CODES: &str =
     "Exit codes: 0 success, 1 error, 2 bad usage, 3 not found, 4 backend unavailable.";
+
+/// Parses the command line. Bad usage prints why and exits with 2, `--help`
+/// exits with 0; both are clap's.
+pub fn parse() -> Cli {
+    let matches = with_exit_codes(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Every command's `--help` ends with the exit codes a script can rely on.
+fn with_exit_codes(command: clap::Command) -> clap::Command {
+    command
+        .after_help(EXIT_CODES)
+        .mut_subcommands(with_exit_codes)
+}
 
 /// Manage the bearer-token service: API keys, sessions, signing keys, and a local server.
 ///
@@ -15,7 +29,7 @@ const EXIT_CODES: &str =
 /// --table (or TABLE_NAME) it works on that DynamoDB table through the
 /// standard AWS environment (AWS_ENDPOINT_URL for an emulator).
 #[derive(Debug, Parser)]
-#[command(name = "authctl", version, after_help = EXIT_CODES)]
+#[command(name = "authctl", version)]
 pub struct Cli {
     #[command(flatten)]
     pub backend: BackendArgs,
@@ -27,20 +41,37 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct BackendArgs {
     /// Directory of the embedded store and its signing key (ignored with --table).
-    #[arg(long, global = true, default_value = ".data", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = ".data",
+        value_name = "DIR",
+        help_heading = "Backend"
+    )]
     pub data_dir: PathBuf,
     /// A DynamoDB table to work on instead of the embedded store.
-    #[arg(long, global = true, env = "TABLE_NAME", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        env = "TABLE_NAME",
+        value_name = "NAME",
+        help_heading = "Backend"
+    )]
     pub table: Option<String>,
     /// The Secrets Manager signing secret (serve and rotate-signing-key on DynamoDB).
-    #[arg(long, global = true, env = "SIGNING_SECRET_ARN", value_name = "ARN")]
+    #[arg(
+        long,
+        global = true,
+        env = "SIGNING_SECRET_ARN",
+        value_name = "ARN",
+        help_heading = "Backend"
+    )]
     pub signing_secret_arn: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve /auth/*, /oauth2/* and the OAuth2 metadata on one port.
-    #[command(after_help = EXIT_CODES)]
     Serve(ServeArgs),
     /// Create, list, show, revoke and rotate API keys.
     #[command(subcommand)]
@@ -49,10 +80,8 @@ pub enum Command {
     #[command(subcommand)]
     Sessions(SessionsCommand),
     /// Create the DynamoDB table and the signing secret (emulators, dev accounts).
-    #[command(after_help = EXIT_CODES)]
     Setup(SetupArgs),
     /// Rotate the signing key: the previous key keeps verifying live tokens.
-    #[command(after_help = EXIT_CODES)]
     RotateSigningKey,
 }
 
@@ -64,7 +93,6 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Subcommand)]
-#[command(after_help = EXIT_CODES)]
 pub enum KeysCommand {
     /// Create a key and print it (the only time it is shown).
     Create {
@@ -114,7 +142,6 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, Subcommand)]
-#[command(after_help = EXIT_CODES)]
 pub enum SessionsCommand {
     /// List the sessions of a key.
     List {

@@ -6,6 +6,8 @@ use auth_shared::keyring::KeySourceError;
 use auth_shared::store::StoreError;
 use thiserror::Error;
 
+use crate::cli::BackendArgs;
+
 /// A command's failure; the message is what the user reads on stderr.
 #[derive(Debug, Error)]
 pub enum CliError {
@@ -32,14 +34,23 @@ impl CliError {
             Self::Unavailable(_) => 4,
         })
     }
+
+    /// Names the backend in an unavailable-backend message: which table or data dir failed.
+    pub fn on(self, backend: &BackendArgs) -> Self {
+        match self {
+            Self::Unavailable(m) => Self::Unavailable(format!("{m} ({})", backend.describe())),
+            other => other,
+        }
+    }
 }
 
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(source) => {
-                Self::Unavailable(format!("the store is unavailable: {source}"))
-            }
+            StoreError::Unavailable(source) => Self::Unavailable(format!(
+                "the store is unavailable: {}",
+                chain(source.as_ref())
+            )),
             StoreError::Internal(m) => Self::Failed(m),
         }
     }
@@ -48,10 +59,29 @@ impl From<StoreError> for CliError {
 impl From<KeySourceError> for CliError {
     fn from(e: KeySourceError) -> Self {
         match e {
-            KeySourceError::Unavailable(source) => {
-                Self::Unavailable(format!("the signing key source is unavailable: {source}"))
-            }
+            KeySourceError::Unavailable(source) => Self::Unavailable(format!(
+                "the signing key source is unavailable: {}",
+                chain(source.as_ref())
+            )),
             KeySourceError::Invalid(m) => Self::Failed(m),
         }
     }
+}
+
+/// An error and its sources on one line. An SDK error alone says only
+/// "service error" or "dispatch failure"; the reason (no such table, connection
+/// refused) is further down the chain.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        // SDK layers often repeat their source's text; say it once.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }

@@ -22,7 +22,8 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
             expires_in,
             json,
         } => {
-            let scopes = Scopes::parse(&scopes)
+            // Typed by people: any run of whitespace separates scopes.
+            let scopes = Scopes::parse(&scopes.split_whitespace().collect::<Vec<_>>().join(" "))
                 .map_err(|e| CliError::Invalid(format!("bad --scopes: {e}")))?;
             if name.trim().is_empty() {
                 return Err(CliError::Invalid("--name must not be empty".into()));
@@ -58,6 +59,11 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
         }
         KeysCommand::Rotate { id, grace, json } => {
             let mut record = existing(store.as_ref(), &id).await?;
+            if record.status == KeyStatus::Revoked {
+                return Err(CliError::Failed(format!(
+                    "key {id} is revoked; create a new key instead"
+                )));
+            }
             let key = ApiKey::regenerate(&record.id)
                 .map_err(|e| CliError::Failed(format!("no randomness: {e}")))?;
             record.rotate(&key, now, grace.as_secs());

@@ -12,13 +12,11 @@ mod setup;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(&cli.backend, args).await,
         Command::Keys(command) => keys::run(&cli.backend, command).await,
@@ -29,6 +27,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let e = e.on(&cli.backend);
             eprintln!("authctl: {e}");
             e.exit_code()
         }

@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
@@ -28,6 +29,11 @@ use crate::cli::{BackendArgs, ServeArgs};
 use crate::error::CliError;
 use crate::keys;
 
+/// How long a stop waits for requests in flight before closing their connections.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves until Ctrl-C or SIGTERM. The `listening on` line comes last, once
+/// the starter key (if any) is printed: from then on requests are answered.
 pub async fn run(backend: &BackendArgs, args: ServeArgs) -> Result<(), CliError> {
     tracing::subscriber::set_global_default(auth_shared::telemetry::subscriber(std::io::stderr))
         .ok();
@@ -39,21 +45,44 @@ pub async fn run(backend: &BackendArgs, args: ServeArgs) -> Result<(), CliError>
         .map_err(|e| CliError::Failed(format!("no local address: {e}")))?;
     let app = app(backend, addr).await?;
     println!("authctl serve: {}", backend.describe());
-    println!("listening on http://{addr}");
     if backend.table.is_none() && app.store.list_keys().await?.is_empty() {
         starter_key(&app, addr).await?;
     }
+    let stop = stop_signal()?;
+    tokio::pin!(stop);
+    println!("listening on http://{addr}");
     let app = Arc::new(app);
+    let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(connection(app.clone(), stream));
+                    let app = app.clone();
+                    let service = service_fn(move |request| {
+                        let app = app.clone();
+                        async move { Ok::<_, Infallible>(respond(&app, request).await) }
+                    });
+                    let connection =
+                        http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
                 }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),
             },
-            () = shutdown() => break,
+            () = &mut stop => break,
         }
+    }
+    drop(listener);
+    println!("stopping");
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {DRAIN:?}; closing them");
     }
     println!("stopped");
     Ok(())
@@ -120,19 +149,6 @@ More keys: authctl keys create --name NAME --scopes \"read\"   (Ctrl-C stops the
     Ok(())
 }
 
-async fn connection(app: Arc<App>, stream: tokio::net::TcpStream) {
-    let service = service_fn(move |request| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(respond(&app, request).await) }
-    });
-    if let Err(e) = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
-}
-
 /// One request through the Lambdas' handler: hyper in, lambda_http in the middle, hyper out.
 async fn respond(app: &App, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
@@ -185,23 +201,28 @@ fn plain(status: u16, body: &'static str) -> hyper::Response<Full<Bytes>> {
     response
 }
 
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    ctrl_c.await.ok();
-                    return;
-                }
-            };
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when
+/// this is called, not when first polled, so a signal that comes right after
+/// the `listening on` line still stops the server cleanly.
+#[cfg(unix)]
+fn stop_signal() -> Result<impl Future<Output = ()>, CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let install =
+        |kind| signal(kind).map_err(|e| CliError::Failed(format!("cannot handle signals: {e}")));
+    let mut interrupt = install(SignalKind::interrupt())?;
+    let mut terminate = install(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await.ok();
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn stop_signal() -> Result<impl Future<Output = ()>, CliError> {
+    Ok(async {
+        tokio::signal::ctrl_c().await.ok();
+    })
 }

@@ -93,10 +93,13 @@ impl TokenPolicy {
         let env = Env(lookup);
         let ttl_seconds = env.seconds("TOKEN_TTL_SECONDS", 7200, 60..=86_400)?;
         let refresh_window_seconds = env.seconds("REFRESH_WINDOW_SECONDS", 300, 0..=86_400)?;
-        if refresh_window_seconds >= ttl_seconds {
+        // A session keeps one predecessor. With a window over half the
+        // lifetime, a second refresh would drop a predecessor that is still
+        // live, breaking rule 3 (the predecessor verifies until its expiry).
+        if refresh_window_seconds > ttl_seconds / 2 {
             return Err(ConfigError::Invalid {
                 name: "REFRESH_WINDOW_SECONDS",
-                reason: "must be less than TOKEN_TTL_SECONDS".into(),
+                reason: "must be at most half of TOKEN_TTL_SECONDS".into(),
             });
         }
         Ok(Self {
@@ -191,10 +194,13 @@ mod tests {
     }
 
     #[test]
-    fn a_refresh_window_as_long_as_the_token_is_rejected() {
+    fn a_refresh_window_over_half_the_token_lifetime_is_rejected() {
         let mut vars = BASE.to_vec();
         vars.push(("TOKEN_TTL_SECONDS", "600"));
-        vars.push(("REFRESH_WINDOW_SECONDS", "600"));
+        vars.push(("REFRESH_WINDOW_SECONDS", "300"));
+        assert!(config(&vars).is_ok());
+        vars.pop();
+        vars.push(("REFRESH_WINDOW_SECONDS", "301"));
         let err = config(&vars).unwrap_err();
         assert!(
             err.to_string()

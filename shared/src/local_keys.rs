@@ -3,12 +3,14 @@
 //! AWSCURRENT and AWSPREVIOUS.
 //!
 //! The file is `{"current": {"kid", "key"}, "previous": {"kid", "key"} | null}`,
-//! created on first use with a 256-bit key from the OS CSPRNG and mode 0600,
-//! and replaced atomically (write, then rename) on rotation. Every
+//! created on first use with a 256-bit key from the OS CSPRNG and mode 0600
+//! (linked into place, so processes starting at once agree on one key), and
+//! replaced atomically (write, then rename) on rotation. Every
 //! [`KeySource::load`] reads it again: the [`crate::keyring::KeyRing`] caches.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use rand::TryRngCore;
@@ -43,13 +45,11 @@ impl LocalKeySource {
     pub fn open_or_create(dir: &Path) -> Result<Self, KeySourceError> {
         let path = dir.join(FILE_NAME);
         if !path.exists() {
-            write(
-                &path,
-                &KeyFile {
-                    current: fresh()?,
-                    previous: None,
-                },
-            )?;
+            let file = KeyFile {
+                current: fresh()?,
+                previous: None,
+            };
+            write(&path, &file, Write::CreateOnce)?;
         }
         Ok(Self { path })
     }
@@ -60,13 +60,11 @@ impl LocalKeySource {
         let old = read(&self.path)?;
         let current = fresh()?;
         let kid = current.kid.clone();
-        write(
-            &self.path,
-            &KeyFile {
-                current,
-                previous: Some(old.current),
-            },
-        )?;
+        let file = KeyFile {
+            current,
+            previous: Some(old.current),
+        };
+        write(&self.path, &file, Write::Replace)?;
         Ok(kid)
     }
 }
@@ -109,21 +107,48 @@ fn read(path: &Path) -> Result<KeyFile, KeySourceError> {
     })
 }
 
-fn write(path: &Path, file: &KeyFile) -> Result<(), KeySourceError> {
+/// How [`write`] puts the file in place.
+#[derive(Clone, Copy)]
+enum Write {
+    /// Only if there is none yet: of two processes starting on a new data
+    /// dir at once, one key wins and both use it.
+    CreateOnce,
+    /// Over the existing file.
+    Replace,
+}
+
+/// Writes `file` to a private temporary file, then links or renames it into
+/// place, so that a reader never sees half a file.
+fn write(path: &Path, file: &KeyFile, how: Write) -> Result<(), KeySourceError> {
     let fail = |e: std::io::Error| {
         KeySourceError::Invalid(format!("cannot write {}: {e}", path.display()))
     };
     let text =
         serde_json::to_string_pretty(file).map_err(|e| KeySourceError::Invalid(e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let tmp = path.with_extension(format!(
+        "json.{}-{}.tmp",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut out = options.open(&tmp).map_err(fail)?;
-    std::io::Write::write_all(&mut out, text.as_bytes()).map_err(fail)?;
-    out.sync_all().map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
+    let written = options.open(&tmp).and_then(|mut out| {
+        std::io::Write::write_all(&mut out, text.as_bytes())?;
+        out.sync_all()
+    });
+    let placed = written.and_then(|()| match how {
+        Write::Replace => std::fs::rename(&tmp, path),
+        Write::CreateOnce => match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            linked => linked,
+        },
+    });
+    // After a rename there is nothing left to remove; otherwise the temporary goes.
+    std::fs::remove_file(&tmp).ok();
+    placed.map_err(fail)
 }
 
 #[cfg(test)]
@@ -161,6 +186,25 @@ mod tests {
                 .is_none(),
             "two rotations drop a key"
         );
+    }
+
+    #[test]
+    fn processes_starting_at_once_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let kids: Vec<String> = std::thread::scope(|s| {
+            let opens: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        let source = LocalKeySource::open_or_create(dir.path()).unwrap();
+                        read(&source.path).unwrap().current.kid
+                    })
+                })
+                .collect();
+            opens.into_iter().map(|o| o.join().unwrap()).collect()
+        });
+        assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 1, "no temporary file is left behind");
     }
 
     #[cfg(unix)]

@@ -5,6 +5,7 @@
 
 mod authorizer;
 mod calls;
+mod cli;
 mod errors;
 mod events;
 mod login;
@@ -15,4 +16,5 @@ mod outages;
 mod revoke;
 mod rotation;
 mod smoke;
+mod store_contract;
 mod verify;

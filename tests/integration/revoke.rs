@@ -180,7 +180,9 @@ async fn revoking_all_sessions_ends_every_session_of_the_key_and_none_of_another
     let other_key = t.create_key("read").await;
     let other = t.token(&other_key, "default").await;
 
-    let r = t.revoke(json!({"api_key": key, "all_sessions": true})).await;
+    let r = t
+        .revoke(json!({"api_key": key, "all_sessions": true}))
+        .await;
     assert_done(&r, sessions.len() as u64);
     for token in &tokens {
         assert_revoked(&t, token).await;

@@ -81,11 +81,16 @@ impl Store for SqliteStore {
         key: &KeyId,
         session: &SessionId,
     ) -> Result<(Option<KeyRecord>, Option<SessionRecord>), StoreError> {
-        let conn = self.conn();
-        Ok((
-            read_key(&conn, key)?,
-            read_session(&conn, key.as_str(), session.as_str())?,
-        ))
+        let mut conn = self.conn();
+        // One read transaction: both rows from the same snapshot, even while
+        // another process writes.
+        let tx = conn.transaction().map_err(unavailable)?;
+        let found = (
+            read_key(&tx, key)?,
+            read_session(&tx, key.as_str(), session.as_str())?,
+        );
+        tx.finish().map_err(unavailable)?;
+        Ok(found)
     }
 
     async fn put_session(
