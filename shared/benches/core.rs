@@ -104,6 +104,15 @@ fn tokens(c: &mut Criterion) {
         })
     });
 
+    // Where token/verify spends its time, stage by stage.
+    c.bench_function("token/verify/inspect", |b| {
+        b.iter(|| token::inspect(black_box(&jwt)).expect("well formed"))
+    });
+    let unverified = token::inspect(&jwt).expect("well formed");
+    c.bench_function("token/verify/signature_and_claims_decode", |b| {
+        b.iter(|| token::verify_signature(black_box(&unverified), &key).expect("authentic"))
+    });
+
     // The floor under verify: one HMAC-SHA256 over the bytes the signature covers.
     let (signing_input, _) = jwt.rsplit_once('.').expect("three parts");
     let mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
@@ -166,6 +175,22 @@ fn logic(c: &mut Criterion) {
         issued.access_token.expose_secret().to_owned()
     });
 
+    // The parts of verify that are not token checks.
+    let key_id = auth_shared::api_key::KeyId::parse(&api_key[6..22]).expect("a key id");
+    let session = auth_shared::session_id::SessionId::default_session();
+    c.bench_function("store/key_and_session_embedded", |b| {
+        b.to_async(&rt).iter(|| async {
+            app.store
+                .key_and_session(black_box(&key_id), &session)
+                .await
+                .expect("reads")
+        })
+    });
+    c.bench_function("keyring/find", |b| {
+        b.to_async(&rt)
+            .iter(|| async { app.keys.find(black_box(KID)).await.expect("cached") })
+    });
+
     c.bench_function("logic/verify_embedded", |b| {
         b.to_async(&rt).iter(|| async {
             verify::verify(&app, Some(black_box(&jwt)), None, &mut Audit::default())
@@ -184,10 +209,10 @@ fn logic(c: &mut Criterion) {
     });
     // Every iteration opens a new session: one read, one signature, one
     // conditional insert.
-    let session = AtomicU64::new(0);
+    let sessions = AtomicU64::new(0);
     c.bench_function("logic/login_mint_embedded", |b| {
         b.to_async(&rt).iter(|| async {
-            let n = session.fetch_add(1, Ordering::Relaxed);
+            let n = sessions.fetch_add(1, Ordering::Relaxed);
             let request = login_request(&api_key, Some(format!("s{n}")));
             login::login(&app, request, &mut Audit::default())
                 .await
@@ -249,7 +274,11 @@ fn criterion_home() -> Option<PathBuf> {
 
 /// The median of `id` in nanoseconds, if it was measured by this run.
 fn median(home: &std::path::Path, id: &str, since: SystemTime) -> Option<f64> {
-    let path = home.join(id).join("new").join("estimates.json");
+    // Criterion names a benchmark's folder after its id, with '/' as '_'.
+    let path = home
+        .join(id.replace('/', "_"))
+        .join("new")
+        .join("estimates.json");
     let fresh = std::fs::metadata(&path).ok()?.modified().ok()? >= since;
     if !fresh {
         return None;

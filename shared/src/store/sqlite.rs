@@ -4,10 +4,12 @@
 //! server and `authctl keys ...` at once). Every compare-and-set runs in an
 //! immediate transaction, so it is atomic across processes as DynamoDB's
 //! conditional writes are. Calls are quick local operations, run
-//! synchronously under a mutex: a thread hop would cost more than the query.
+//! synchronously under a connection's mutex: a thread hop would cost more
+//! than the query.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -40,38 +42,90 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 ";
 
+/// How much of the database file is read through a memory map.
+const MMAP_BYTES: i64 = 256 << 20;
+
 const KEY_COLUMNS: &str = "id, name, scopes, status, created_at, expires_at, secret_hash, prev_secret_hash, prev_secret_until";
 
 /// [`Store`] on a SQLite file.
+///
+/// Writes go through one connection, so this process's writers queue on its
+/// mutex rather than in SQLite's busy handler (which sleeps). Reads go
+/// through a few more, one per CPU: on a single shared connection, concurrent
+/// verifies would queue on one lock and put their worker threads to sleep.
+/// WAL mode lets those readers work beside the writer, and every read
+/// transaction starts after the writes that returned before it, so a revoke
+/// shows on the very next verify.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        // WAL lets readers and one writer work at once across processes; the
-        // busy timeout makes a second writer wait instead of failing.
-        conn.busy_timeout(std::time::Duration::from_secs(5))
+        let writer = connect(path)?;
+        // WAL lets readers and one writer work at once across processes; it is
+        // a property of the file, so the writer sets it once.
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(unavailable)?;
-        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        let readers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, MAX_READERS);
         Ok(Self {
-            conn: Mutex::new(conn),
+            writer: Mutex::new(writer),
+            readers: (0..readers)
+                .map(|_| connect(path).map(Mutex::new))
+                .collect::<Result<_, _>>()?,
+            next_reader: AtomicUsize::new(0),
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite half-written
-        // (transactions roll back on drop), so a poisoned lock is still usable.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.writer)
     }
+
+    /// A free reader, or (all busy) the next one in turn.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        for reader in &self.readers {
+            match reader.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        lock(&self.readers[i])
+    }
+}
+
+/// Readers at most, whatever the CPU count.
+const MAX_READERS: usize = 8;
+
+/// A connection with the settings every one of ours has.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(unavailable)?;
+    // The busy timeout makes a second writer (another process) wait instead of failing.
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(unavailable)?;
+    // Reads through a memory map instead of read() into SQLite's 2 MiB
+    // page cache: once the sessions outgrow that cache, every verify
+    // would otherwise pay page-sized read() system calls.
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)
+        .map_err(unavailable)?;
+    Ok(conn)
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave SQLite half-written
+    // (transactions roll back on drop), so a poisoned lock is still usable.
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait]
@@ -81,7 +135,7 @@ impl Store for SqliteStore {
         key: &KeyId,
         session: &SessionId,
     ) -> Result<(Option<KeyRecord>, Option<SessionRecord>), StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.reader();
         // One read transaction: both rows from the same snapshot, even while
         // another process writes.
         let tx = conn.transaction().map_err(unavailable)?;
@@ -100,33 +154,34 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let record =
             serde_json::to_string(session).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let mut conn = self.conn();
+        let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
         let stored: Option<String> = tx
-            .query_row(
-                "SELECT jti FROM sessions WHERE key_id = ?1 AND session_id = ?2",
-                params![session.key_id(), session.session_id()],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT jti FROM sessions WHERE key_id = ?1 AND session_id = ?2")
+            .map_err(unavailable)?
+            .query_row(params![session.key_id(), session.session_id()], |row| {
+                row.get(0)
+            })
             .optional()
             .map_err(unavailable)?;
         if stored.as_deref() != replaces {
             return Ok(false);
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT OR REPLACE INTO sessions (key_id, session_id, jti, prev_jti, ttl, record)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                session.key_id(),
-                session.session_id(),
-                session.current.claims.jti,
-                session.previous.as_ref().map(|p| p.claims.jti.as_str()),
-                to_i64(session.ttl)?,
-                record,
-            ],
         )
+        .map_err(unavailable)?
+        .execute(params![
+            session.key_id(),
+            session.session_id(),
+            session.current.claims.jti,
+            session.previous.as_ref().map(|p| p.claims.jti.as_str()),
+            to_i64(session.ttl)?,
+            record,
+        ])
         .map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         Ok(true)
@@ -139,7 +194,7 @@ impl Store for SqliteStore {
         holding: Option<&str>,
     ) -> Result<bool, StoreError> {
         let deleted = self
-            .conn()
+            .writer()
             .execute(
                 "DELETE FROM sessions WHERE key_id = ?1 AND session_id = ?2
                  AND (?3 IS NULL OR jti = ?3 OR prev_jti = ?3)",
@@ -151,7 +206,7 @@ impl Store for SqliteStore {
 
     async fn delete_sessions(&self, key: &KeyId) -> Result<u64, StoreError> {
         let deleted = self
-            .conn()
+            .writer()
             .execute(
                 "DELETE FROM sessions WHERE key_id = ?1",
                 params![key.as_str()],
@@ -161,7 +216,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut statement = conn
             .prepare_cached("SELECT record FROM sessions WHERE key_id = ?1 ORDER BY session_id")
             .map_err(unavailable)?;
@@ -174,11 +229,11 @@ impl Store for SqliteStore {
     }
 
     async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        read_key(&self.conn(), key)
+        read_key(&self.reader(), key)
     }
 
     async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        let conn = self.conn();
+        let conn = self.writer();
         let sql = format!(
             "INSERT OR IGNORE INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
         );
@@ -187,7 +242,7 @@ impl Store for SqliteStore {
     }
 
     async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        let conn = self.conn();
+        let conn = self.writer();
         let sql =
             "UPDATE keys SET name = ?2, scopes = ?3, status = ?4, created_at = ?5, expires_at = ?6,
                    secret_hash = ?7, prev_secret_hash = ?8, prev_secret_until = ?9 WHERE id = ?1";
@@ -195,7 +250,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut statement = conn
             .prepare_cached(&format!(
                 "SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at, id"

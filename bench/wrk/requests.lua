@@ -1,0 +1,93 @@
+-- wrk script of scripts/bench: sends the requests of a spec file, weighted
+-- round robin, and prints one machine-readable result line at the end.
+--
+-- BENCH_SPEC names the spec file. Blocks are separated by a line "---":
+--
+--   POST /auth/login 3          method, path, weight
+--   content-type: application/json
+--                               (blank line: headers end)
+--   {"api_key": "bauth_...", "session_id": "s{n}"}
+--
+-- "{n}" in a body becomes a number unique to the request across threads, so
+-- every request can open a new session. Requests without it are formatted
+-- once, up front, so that the generator's own cost stays the same for every
+-- server under test.
+
+local specs = {}
+
+local function load_specs(path)
+  local file = assert(io.open(path, "r"), "cannot open " .. path)
+  local text = file:read("*a")
+  file:close()
+  for block in (text .. "\n---\n"):gmatch("(.-)\n%-%-%-\n") do
+    local head, rest = block:match("^%s*([^\n]*)\n?(.*)$")
+    if head and head ~= "" then
+      local method, path, weight = head:match("^(%S+)%s+(%S+)%s*(%d*)$")
+      local header_text, body = rest, nil
+      local blank = rest:find("\n\n", 1, true)
+      if blank then
+        header_text, body = rest:sub(1, blank - 1), rest:sub(blank + 2)
+      elseif rest:sub(-1) == "\n" then
+        header_text = rest:sub(1, -2)
+      end
+      -- One newline ends the body in the file; it is not part of the body.
+      if body then body = body:gsub("\n$", "") end
+      if body == "" then body = nil end
+      local headers = {}
+      for line in (header_text .. "\n"):gmatch("(.-)\n") do
+        local name, value = line:match("^([^:]+):%s*(.*)$")
+        if name then headers[name] = value end
+      end
+      specs[#specs + 1] = {
+        method = method, path = path, headers = headers, body = body,
+        weight = tonumber(weight) or 1,
+        dynamic = body ~= nil and body:find("{n}", 1, true) ~= nil,
+      }
+    end
+  end
+end
+
+local threads = {}
+
+function setup(thread)
+  thread:set("thread_id", #threads + 1)
+  threads[#threads + 1] = thread
+end
+
+local schedule = {}
+local counter = 0
+local position = 0
+
+function init(args)
+  load_specs(os.getenv("BENCH_SPEC"))
+  for _, spec in ipairs(specs) do
+    if not spec.dynamic then
+      spec.request = wrk.format(spec.method, spec.path, spec.headers, spec.body)
+    end
+    for _ = 1, spec.weight do
+      schedule[#schedule + 1] = spec
+    end
+  end
+end
+
+function request()
+  position = position % #schedule + 1
+  local spec = schedule[position]
+  if not spec.dynamic then
+    return spec.request
+  end
+  counter = counter + 1
+  local n = thread_id .. "-" .. counter
+  local body = spec.body:gsub("{n}", n)
+  return wrk.format(spec.method, spec.path, spec.headers, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, '
+      .. '"max_us": %d, "non_2xx": %d, "socket_errors": %d}\n',
+    summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
