@@ -7,7 +7,6 @@ use auth_shared::api_key::ApiKey;
 use auth_shared::clock::Clock;
 use auth_shared::http::Route;
 use auth_tests::{TestApp, TestResponse};
-use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -340,16 +339,7 @@ async fn a_corrupt_key_item_is_500_server_error_with_nothing_internal() {
     let t = TestApp::spawn().await;
     let key = t.create_key("read").await;
     let token = t.token(&key, "default").await;
-    t.dynamodb()
-        .update_item()
-        .table_name(&t.table)
-        .key("pk", AttributeValue::S(format!("KEY#{}", key_id(&key))))
-        .key("sk", AttributeValue::S("KEY".into()))
-        .update_expression("SET scopes = :n")
-        .expression_attribute_values(":n", AttributeValue::N("7".into()))
-        .send()
-        .await
-        .unwrap();
+    t.corrupt_key_item(&key).await;
 
     let login = t.login(json!({"api_key": key})).await;
     let verify = t.verify(&token, None).await;

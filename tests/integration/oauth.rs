@@ -3,16 +3,14 @@
 
 use auth_shared::http::Route;
 use auth_tests::{TestApp, TestResponse};
+
+use crate::verify::key_id;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::Method;
 use serde_json::json;
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
-
-fn key_id(api_key: &str) -> &str {
-    &api_key["bauth_".len().."bauth_".len() + 16]
-}
 
 fn basic(api_key: &str) -> String {
     format!(

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use auth_shared::http::Route;
 use auth_shared::store::dynamodb::DynamoDbStore;
 use auth_tests::{TestApp, TestResponse, dead_endpoint};
-use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::Method;
@@ -333,16 +332,7 @@ async fn server_errors(spec: &Spec) -> Answers {
     let t = TestApp::spawn().await;
     let key = t.create_key("read").await;
     let token = t.token(&key, "default").await;
-    t.dynamodb()
-        .update_item()
-        .table_name(&t.table)
-        .key("pk", AttributeValue::S(format!("KEY#{}", key_id(&key))))
-        .key("sk", AttributeValue::S("KEY".into()))
-        .update_expression("SET scopes = :n")
-        .expression_attribute_values(":n", AttributeValue::N("7".into()))
-        .send()
-        .await
-        .unwrap();
+    t.corrupt_key_item(&key).await;
     run(spec, &t, Route::ALL, backend_calls(&key, &token)).await
 }
 

@@ -151,6 +151,23 @@ impl TestApp {
         key.expose().expose_secret().to_owned()
     }
 
+    /// Breaks the stored item of `api_key` by hand (its scopes become a
+    /// number), so that every read of it is a 500.
+    pub async fn corrupt_key_item(&self, api_key: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let id = &api_key["bauth_".len().."bauth_".len() + 16];
+        self.dynamodb()
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("KEY#{id}")))
+            .key("sk", AttributeValue::S("KEY".into()))
+            .update_expression("SET scopes = :n")
+            .expression_attribute_values(":n", AttributeValue::N("7".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// The store under test.
     pub fn store(&self) -> &dyn Store {
         self.app.store.as_ref()
