@@ -1,9 +1,9 @@
 //! The embedded backend: one SQLite file, for `authctl serve` and local use.
 //!
 //! WAL mode and a busy timeout let several processes share the file (the
-//! server and `authctl keys ...` at once). Every compare-and-set runs in an
-//! immediate transaction, so it is atomic across processes as DynamoDB's
-//! conditional writes are. Calls are quick local operations, run
+//! server and `authctl keys ...` at once). Every compare-and-set is one
+//! statement, which SQLite runs atomically under its write lock across
+//! processes, as DynamoDB runs a conditional write. Calls are quick local operations, run
 //! synchronously under a connection's mutex: a thread hop would cost more
 //! than the query.
 
@@ -39,25 +39,34 @@ CREATE TABLE IF NOT EXISTS sessions (
     ttl INTEGER NOT NULL,
     record TEXT NOT NULL,
     PRIMARY KEY (key_id, session_id)
-);
+) WITHOUT ROWID;
 ";
 
-/// How much of the database file is read through a memory map.
-const MMAP_BYTES: i64 = 256 << 20;
+/// The most each connection caches, in KiB (SQLite's negative form): enough
+/// for the pages a few hundred thousand sessions touch. Only what is used is
+/// allocated.
+const CACHE_KIB: i64 = 64 << 10;
 
+/// The `keys` columns every key read selects, in [`raw_key`]'s order.
 const KEY_COLUMNS: &str = "id, name, scopes, status, created_at, expires_at, secret_hash, prev_secret_hash, prev_secret_until";
+const KEY_COLUMN_COUNT: usize = 9;
 
 /// [`Store`] on a SQLite file.
 ///
 /// Writes go through one connection, so this process's writers queue on its
-/// mutex rather than in SQLite's busy handler (which sleeps). Reads go
+/// mutex rather than in SQLite's busy handler (which sleeps). Session writes
+/// commit in groups: each is queued, and whoever holds the writer next runs
+/// every queued one in one transaction. A commit (WAL frames, locks, the odd
+/// checkpoint) costs far more than one conditional insert, and logins that
+/// open sessions all queue here, so under load one commit serves many. Reads go
 /// through a few more, one per CPU: on a single shared connection, concurrent
 /// verifies would queue on one lock and put their worker threads to sleep.
 /// WAL mode lets those readers work beside the writer, and every read
 /// transaction starts after the writes that returned before it, so a revoke
 /// shows on the very next verify.
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    writer: tokio::sync::Mutex<Connection>,
+    queued: Mutex<Vec<QueuedPut>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
@@ -79,7 +88,8 @@ impl SqliteStore {
             .map_or(2, |n| n.get())
             .clamp(2, MAX_READERS);
         Ok(Self {
-            writer: Mutex::new(writer),
+            writer: tokio::sync::Mutex::new(writer),
+            queued: Mutex::new(Vec::new()),
             readers: (0..readers)
                 .map(|_| connect(path).map(Mutex::new))
                 .collect::<Result<_, _>>()?,
@@ -87,8 +97,15 @@ impl SqliteStore {
         })
     }
 
-    fn writer(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.writer)
+    /// The writer, once every queued session write has been committed: a
+    /// write made after a login's queued one (a revoke, say) lands after it.
+    async fn writer(&self) -> tokio::sync::MutexGuard<'_, Connection> {
+        let conn = self.writer.lock().await;
+        let queued = std::mem::take(&mut *lock(&self.queued));
+        if !queued.is_empty() {
+            commit_puts(&conn, queued);
+        }
+        conn
     }
 
     /// A free reader, or (all busy) the next one in turn.
@@ -114,18 +131,22 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     // The busy timeout makes a second writer (another process) wait instead of failing.
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(unavailable)?;
-    // Reads through a memory map instead of read() into SQLite's 2 MiB
-    // page cache: once the sessions outgrow that cache, every verify
-    // would otherwise pay page-sized read() system calls.
-    conn.pragma_update(None, "mmap_size", MMAP_BYTES)
+    // Pages come from SQLite's own cache, not a memory map: a reader drops
+    // its map (munmap, then page faults to map it again) every time another
+    // connection commits, which made a login that opens a session spend a
+    // fifth of its time in mmap and munmap.
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)
         .map_err(unavailable)?;
     Ok(conn)
 }
 
-fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave SQLite half-written
-    // (transactions roll back on drop), so a poisoned lock is still usable.
-    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    // (transactions roll back on drop) nor the queue torn (a push is one
+    // step), so a poisoned lock is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait]
@@ -135,16 +156,28 @@ impl Store for SqliteStore {
         key: &KeyId,
         session: &SessionId,
     ) -> Result<(Option<KeyRecord>, Option<SessionRecord>), StoreError> {
-        let mut conn = self.reader();
-        // One read transaction: both rows from the same snapshot, even while
-        // another process writes.
-        let tx = conn.transaction().map_err(unavailable)?;
-        let found = (
-            read_key(&tx, key)?,
-            read_session(&tx, key.as_str(), session.as_str())?,
-        );
-        tx.finish().map_err(unavailable)?;
-        Ok(found)
+        // One statement, so both rows come from one snapshot (even while
+        // another process writes) without a BEGIN and COMMIT of their own.
+        let conn = self.reader();
+        let mut statement = conn
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS}, s.record FROM (SELECT 1)
+                 LEFT JOIN keys ON id = ?1
+                 LEFT JOIN sessions AS s ON s.key_id = ?1 AND s.session_id = ?2"
+            ))
+            .map_err(unavailable)?;
+        let (key, session) = statement
+            .query_row(params![key.as_str(), session.as_str()], |row| {
+                Ok((
+                    raw_key(row)?,
+                    row.get::<_, Option<String>>(KEY_COLUMN_COUNT)?,
+                ))
+            })
+            .map_err(unavailable)?;
+        Ok((
+            key.map(RawKey::decode).transpose()?,
+            session.as_deref().map(decode_session).transpose()?,
+        ))
     }
 
     async fn put_session(
@@ -154,37 +187,23 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let record =
             serde_json::to_string(session).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(unavailable)?;
-        let stored: Option<String> = tx
-            .prepare_cached("SELECT jti FROM sessions WHERE key_id = ?1 AND session_id = ?2")
-            .map_err(unavailable)?
-            .query_row(params![session.key_id(), session.session_id()], |row| {
-                row.get(0)
-            })
-            .optional()
-            .map_err(unavailable)?;
-        if stored.as_deref() != replaces {
-            return Ok(false);
-        }
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO sessions (key_id, session_id, jti, prev_jti, ttl, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(unavailable)?
-        .execute(params![
-            session.key_id(),
-            session.session_id(),
-            session.current.claims.jti,
-            session.previous.as_ref().map(|p| p.claims.jti.as_str()),
-            to_i64(session.ttl)?,
+        let (reply, written) = tokio::sync::oneshot::channel();
+        lock(&self.queued).push(QueuedPut {
+            key_id: session.key_id().to_owned(),
+            session_id: session.session_id().to_owned(),
+            jti: session.current.claims.jti.clone(),
+            prev_jti: session.previous.as_ref().map(|p| p.claims.jti.clone()),
+            ttl: to_i64(session.ttl)?,
             record,
-        ])
-        .map_err(unavailable)?;
-        tx.commit().map_err(unavailable)?;
-        Ok(true)
+            replaces: replaces.map(str::to_owned),
+            reply,
+        });
+        // Taking the writer commits the queue, ours included, unless the
+        // holder before us already did.
+        drop(self.writer().await);
+        written
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Internal("a queued write was dropped".into())))
     }
 
     async fn delete_session(
@@ -195,6 +214,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let deleted = self
             .writer()
+            .await
             .execute(
                 "DELETE FROM sessions WHERE key_id = ?1 AND session_id = ?2
                  AND (?3 IS NULL OR jti = ?3 OR prev_jti = ?3)",
@@ -207,6 +227,7 @@ impl Store for SqliteStore {
     async fn delete_sessions(&self, key: &KeyId) -> Result<u64, StoreError> {
         let deleted = self
             .writer()
+            .await
             .execute(
                 "DELETE FROM sessions WHERE key_id = ?1",
                 params![key.as_str()],
@@ -233,7 +254,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        let conn = self.writer();
+        let conn = self.writer().await;
         let sql = format!(
             "INSERT OR IGNORE INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
         );
@@ -242,7 +263,7 @@ impl Store for SqliteStore {
     }
 
     async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        let conn = self.writer();
+        let conn = self.writer().await;
         let sql =
             "UPDATE keys SET name = ?2, scopes = ?3, status = ?4, created_at = ?5, expires_at = ?6,
                    secret_hash = ?7, prev_secret_hash = ?8, prev_secret_until = ?9 WHERE id = ?1";
@@ -261,8 +282,86 @@ impl Store for SqliteStore {
             .map_err(unavailable)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
-        rows.into_iter().map(RawKey::decode).collect()
+        rows.into_iter().flatten().map(RawKey::decode).collect()
     }
+}
+
+/// A conditional session write waiting for the next group commit.
+struct QueuedPut {
+    key_id: String,
+    session_id: String,
+    jti: String,
+    prev_jti: Option<String>,
+    ttl: i64,
+    record: String,
+    /// The stored jti it replaces; `None`: only if there is no session.
+    replaces: Option<String>,
+    reply: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// Runs `puts` in one immediate transaction and tells each caller whether
+/// its condition held. Any failure rolls the whole group back and fails every
+/// write in it: nothing is half-written.
+fn commit_puts(conn: &Connection, puts: Vec<QueuedPut>) {
+    let outcome = (|| {
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        let written = puts
+            .iter()
+            .map(|put| put_one(&tx, put))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()?;
+        Ok::<_, rusqlite::Error>(written)
+    })();
+    match outcome {
+        Ok(written) => {
+            for (put, written) in puts.into_iter().zip(written) {
+                // A caller that went away needs no answer.
+                put.reply.send(Ok(written)).ok();
+            }
+        }
+        Err(e) => {
+            let e = std::sync::Arc::new(e);
+            for put in puts {
+                put.reply.send(Err(unavailable_shared(&e))).ok();
+            }
+        }
+    }
+}
+
+/// One conditional write, as DynamoDB's conditional PutItem: insert only if
+/// absent, or replace only the jti the caller read.
+fn put_one(conn: &Connection, put: &QueuedPut) -> rusqlite::Result<bool> {
+    let changed = match &put.replaces {
+        None => conn
+            .prepare_cached(
+                "INSERT INTO sessions (key_id, session_id, jti, prev_jti, ttl, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (key_id, session_id) DO NOTHING",
+            )?
+            .execute(params![
+                put.key_id,
+                put.session_id,
+                put.jti,
+                put.prev_jti,
+                put.ttl,
+                put.record,
+            ])?,
+        Some(jti) => conn
+            .prepare_cached(
+                "UPDATE sessions SET jti = ?3, prev_jti = ?4, ttl = ?5, record = ?6
+                 WHERE key_id = ?1 AND session_id = ?2 AND jti = ?7",
+            )?
+            .execute(params![
+                put.key_id,
+                put.session_id,
+                put.jti,
+                put.prev_jti,
+                put.ttl,
+                put.record,
+                jti,
+            ])?,
+    };
+    Ok(changed == 1)
 }
 
 fn read_key(conn: &Connection, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
@@ -273,23 +372,9 @@ fn read_key(conn: &Connection, key: &KeyId) -> Result<Option<KeyRecord>, StoreEr
         .query_row(params![key.as_str()], raw_key)
         .optional()
         .map_err(unavailable)?
+        .flatten()
         .map(RawKey::decode)
         .transpose()
-}
-
-fn read_session(
-    conn: &Connection,
-    key: &str,
-    session: &str,
-) -> Result<Option<SessionRecord>, StoreError> {
-    let mut statement = conn
-        .prepare_cached("SELECT record FROM sessions WHERE key_id = ?1 AND session_id = ?2")
-        .map_err(unavailable)?;
-    let record: Option<String> = statement
-        .query_row(params![key, session], |row| row.get(0))
-        .optional()
-        .map_err(unavailable)?;
-    record.as_deref().map(decode_session).transpose()
 }
 
 fn decode_session(record: &str) -> Result<SessionRecord, StoreError> {
@@ -330,9 +415,13 @@ struct RawKey {
     prev_secret_until: Option<i64>,
 }
 
-fn raw_key(row: &Row<'_>) -> rusqlite::Result<RawKey> {
-    Ok(RawKey {
-        id: row.get(0)?,
+/// The key in `row`'s first columns; `None` where a join found no key.
+fn raw_key(row: &Row<'_>) -> rusqlite::Result<Option<RawKey>> {
+    let Some(id) = row.get(0)? else {
+        return Ok(None);
+    };
+    Ok(Some(RawKey {
+        id,
         name: row.get(1)?,
         scopes: row.get(2)?,
         status: row.get(3)?,
@@ -341,7 +430,7 @@ fn raw_key(row: &Row<'_>) -> rusqlite::Result<RawKey> {
         secret_hash: row.get(6)?,
         prev_secret_hash: row.get(7)?,
         prev_secret_until: row.get(8)?,
-    })
+    }))
 }
 
 impl RawKey {
@@ -370,4 +459,25 @@ fn to_i64(v: u64) -> Result<i64, StoreError> {
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(Box::new(e))
+}
+
+/// One failed group commit, as the error of each write in it.
+fn unavailable_shared(e: &std::sync::Arc<rusqlite::Error>) -> StoreError {
+    StoreError::Unavailable(Box::new(SharedError(e.clone())))
+}
+
+/// An error several callers share.
+#[derive(Debug)]
+struct SharedError(std::sync::Arc<rusqlite::Error>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
 }
