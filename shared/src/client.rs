@@ -33,19 +33,32 @@ pub async fn authenticate(
     requirement: Requirement,
     audit: &mut Audit,
 ) -> Result<(ApiKey, KeyRecord), ApiError> {
+    let key = caller(api_key, audit)?;
+    let record = app.store.key(key.id()).await?;
+    let record = admit(record, &key, requirement, app.clock.now())?;
+    Ok((key, record))
+}
+
+/// The well-formed key in `api_key`, before any read; its id goes in the log.
+pub fn caller(api_key: &SecretString, audit: &mut Audit) -> Result<ApiKey, ApiError> {
     let key = ApiKey::parse(api_key.expose_secret()).map_err(|_| ApiError::InvalidClient)?;
     audit.key_id = Some(key.id().to_string());
-    let now = app.clock.now();
-    let record = app
-        .store
-        .key(key.id())
-        .await?
+    Ok(key)
+}
+
+/// The stored `record` of `key`, when `key` meets `requirement` against it.
+pub fn admit(
+    record: Option<KeyRecord>,
+    key: &ApiKey,
+    requirement: Requirement,
+    now: u64,
+) -> Result<KeyRecord, ApiError> {
+    record
         .filter(|r| match requirement {
-            Requirement::Usable => r.authenticates(&key, now),
-            Requirement::Possession => r.proves_possession(&key, now),
+            Requirement::Usable => r.authenticates(key, now),
+            Requirement::Possession => r.proves_possession(key, now),
         })
-        .ok_or(ApiError::InvalidClient)?;
-    Ok((key, record))
+        .ok_or(ApiError::InvalidClient)
 }
 
 /// OAuth2 client credentials from a request.

@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::scope::Scopes;
 use crate::session_id::SessionId;
+use crate::store::KeyAndSession;
 use crate::telemetry::Audit;
 use crate::token::{self, Claims, TokenError};
 
@@ -36,13 +37,29 @@ pub async fn verify(
     let claims = authentic_claims(app, token.ok_or(TokenError::Missing)?).await?;
     audit.key_id = Some(claims.sub.clone());
     audit.session_id = Some(claims.sid.clone());
+    let (key, session) = owner(&claims)?;
+    let state = app.store.key_and_session(&key, &session).await?;
+    backed(claims, state, required.as_ref(), app.clock.now())
+}
 
-    let now = app.clock.now();
-    let (Some(key), Ok(session)) = (KeyId::parse(&claims.sub), SessionId::parse(&claims.sid))
-    else {
-        return Err(TokenError::Revoked.into());
-    };
-    let (record, stored) = app.store.key_and_session(&key, &session).await?;
+/// The key and session a token names. Ids that cannot exist were never
+/// issued, so such a token is as good as revoked.
+pub fn owner(claims: &Claims) -> Result<(KeyId, SessionId), TokenError> {
+    match (KeyId::parse(&claims.sub), SessionId::parse(&claims.sid)) {
+        (Some(key), Ok(session)) => Ok((key, session)),
+        _ => Err(TokenError::Revoked),
+    }
+}
+
+/// The stateful checks on authentic `claims`, given the stored key and
+/// session they name: the key must be active and unexpired, the session must
+/// still hold this token, and the token must hold every `required` scope.
+pub fn backed(
+    claims: Claims,
+    (record, stored): KeyAndSession,
+    required: Option<&Scopes>,
+    now: u64,
+) -> Result<Verified, ApiError> {
     let key_usable = record.is_some_and(|r| r.is_usable(now));
     let session_holds = stored.is_some_and(|s| s.holds(&claims));
     if !(key_usable && session_holds) {

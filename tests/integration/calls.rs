@@ -6,6 +6,8 @@ use auth_shared::calls::CallCount;
 use auth_tests::TestApp;
 use serde_json::json;
 
+use crate::oauth::introspect;
+
 /// Calls `work` made, as (DynamoDB, Secrets Manager).
 async fn calls_of<F: std::future::Future>(t: &TestApp, work: F) -> (u64, u64) {
     let before = t.app.calls.count();
@@ -60,6 +62,38 @@ async fn each_operation_stays_within_its_aws_call_budget() {
         (1, 0),
         "revoke by token"
     );
+}
+
+#[tokio::test]
+async fn introspection_reads_the_caller_and_the_token_state_in_one_call() {
+    let t = TestApp::spawn().await;
+    let resource = t.create_key("introspect").await;
+    let key = t.create_key("read").await;
+    let token = t.token(&key, "a").await;
+    for (caller, token, active, what) in [
+        (&resource, token.as_str(), true, "another key's token"),
+        (&key, token.as_str(), true, "the caller's own token"),
+        (
+            &resource,
+            "garbage",
+            false,
+            "a malformed token: the caller's key alone",
+        ),
+    ] {
+        let mut answer = None;
+        let calls = calls_of(&t, async {
+            answer = Some(introspect(&t, caller, token).await);
+        })
+        .await;
+        let answer = answer.unwrap();
+        assert_eq!(
+            (answer.status, &answer.body["active"]),
+            (200, &json!(active)),
+            "{what}: {:?}",
+            answer.body
+        );
+        assert_eq!(calls, (1, 0), "{what}");
+    }
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use auth_shared::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
 use auth_shared::clock::Clock;
 use auth_shared::config::TokenPolicy;
 use auth_shared::session_id::SessionId;
-use auth_shared::store::{SessionRecord, Store, StoreError};
+use auth_shared::store::{KeyAndSession, SessionRecord, Store, StoreError};
 use auth_shared::token::TokenError;
 use auth_tests::{ISSUER, TestApp, TestResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -289,9 +289,15 @@ type Fut<'t, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 't
 #[rustfmt::skip]
 impl Store for AtomicPuts {
     fn key_and_session<'a, 'b, 'c, 't>(&'a self, key: &'b KeyId, session: &'c SessionId)
-        -> Fut<'t, (Option<KeyRecord>, Option<SessionRecord>)>
+        -> Fut<'t, KeyAndSession>
     where 'a: 't, 'b: 't, 'c: 't, Self: 't {
         self.inner.key_and_session(key, session)
+    }
+
+    fn caller_key_and_session<'a, 'b, 'c, 'd, 't>(&'a self, caller: &'b KeyId, key: &'c KeyId, session: &'d SessionId)
+        -> Fut<'t, (Option<KeyRecord>, KeyAndSession)>
+    where 'a: 't, 'b: 't, 'c: 't, 'd: 't, Self: 't {
+        self.inner.caller_key_and_session(caller, key, session)
     }
 
     fn put_session<'a, 'b, 'c, 't>(&'a self, session: &'b SessionRecord, replaces: Option<&'c str>)

@@ -27,6 +27,16 @@ async fn post_form(t: &TestApp, path: &str, auth: Option<&str>, form: &str) -> T
     t.request(Method::POST, path, &headers, form).await
 }
 
+pub(crate) async fn introspect(t: &TestApp, caller: &str, token: &str) -> TestResponse {
+    post_form(
+        t,
+        "/oauth2/introspect",
+        Some(&basic(caller)),
+        &format!("token={token}"),
+    )
+    .await
+}
+
 async fn token_basic(t: &TestApp, api_key: &str, form: &str) -> TestResponse {
     post_form(t, "/oauth2/token", Some(&basic(api_key)), form).await
 }
@@ -173,13 +183,7 @@ async fn introspection_describes_an_active_token() {
     let resource = t.create_key("introspect").await;
     let caller = t.create_key("read").await;
     let token = t.token(&caller, "s1").await;
-    let r = post_form(
-        &t,
-        "/oauth2/introspect",
-        Some(&basic(&resource)),
-        &format!("token={token}"),
-    )
-    .await;
+    let r = introspect(&t, &resource, &token).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let b = &r.body;
     assert_eq!(b["active"], true);
@@ -202,19 +206,48 @@ async fn introspection_of_any_invalid_token_says_only_inactive() {
     let revoked = t.token(&caller, "gone").await;
     t.revoke_bearer(&revoked).await;
     for token in [revoked.as_str(), "garbage", "a.b.c"] {
-        let r = post_form(
-            &t,
-            "/oauth2/introspect",
-            Some(&basic(&resource)),
-            &format!("token={token}"),
-        )
-        .await;
+        let r = introspect(&t, &resource, token).await;
         assert_eq!(
             (r.status, r.body.clone()),
             (200, json!({"active": false})),
             "{token}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_key_introspects_its_own_token() {
+    let t = TestApp::spawn().await;
+    let key = t.create_key("read").await;
+    let token = t.token(&key, "s").await;
+    let r = introspect(&t, &key, &token).await;
+    assert_eq!(
+        (r.status, &r.body["active"]),
+        (200, &json!(true)),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["client_id"], key_id(&key));
+}
+
+#[tokio::test]
+async fn a_revoked_client_learns_nothing_about_a_valid_token() {
+    let t = TestApp::spawn().await;
+    let resource = t.create_key("introspect").await;
+    let owner = t.create_key("read").await;
+    let token = t.token(&owner, "s").await;
+    let revoked = t
+        .revoke(json!({"api_key": resource, "revoke_api_key": true}))
+        .await;
+    assert_eq!(revoked.body["api_key_revoked"], true, "{:?}", revoked.body);
+    let r = introspect(&t, &resource, &token).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (401, "invalid_client"),
+        "{:?}",
+        r.body
+    );
+    assert!(r.body.get("active").is_none(), "{:?}", r.body);
 }
 
 #[tokio::test]

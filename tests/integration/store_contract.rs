@@ -127,6 +127,49 @@ async fn a_session_write_is_a_compare_and_set_on_the_current_jti() {
     }
 }
 
+#[tokio::test]
+async fn a_callers_key_is_read_beside_another_keys_session() {
+    for (name, store, _dir) in stores().await {
+        let (caller, owner) = (key("caller", 1), key("owner", 2));
+        store.create_key(&caller).await.unwrap();
+        store.create_key(&owner).await.unwrap();
+        let held = session(&owner.id, "s", "j1", 10_000, None);
+        store.put_session(&held, None).await.unwrap();
+
+        let read = |c: &KeyId, k: &KeyId, s: &str| {
+            let (store, c, k, s) = (store.clone(), c.clone(), k.clone(), sid(s));
+            async move { store.caller_key_and_session(&c, &k, &s).await.unwrap() }
+        };
+        assert_eq!(
+            read(&caller.id, &owner.id, "s").await,
+            (
+                Some(caller.clone()),
+                (Some(owner.clone()), Some(held.clone()))
+            ),
+            "{name}: another key's token"
+        );
+        assert_eq!(
+            read(&owner.id, &owner.id, "s").await,
+            (
+                Some(owner.clone()),
+                (Some(owner.clone()), Some(held.clone()))
+            ),
+            "{name}: a key's own token"
+        );
+        let ghost = key("ghost", 3);
+        assert_eq!(
+            read(&ghost.id, &owner.id, "other").await,
+            (None, (Some(owner.clone()), None)),
+            "{name}: an unknown caller and session"
+        );
+        assert_eq!(
+            read(&caller.id, &ghost.id, "s").await,
+            (Some(caller.clone()), (None, None)),
+            "{name}: a token of an unknown key"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_many_concurrent_first_writes_exactly_one_wins() {
     for (name, store, _dir) in stores().await {

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 
-use super::{SessionRecord, Store, StoreError, StoredToken};
+use super::{KeyAndSession, SessionRecord, Store, StoreError, StoredToken};
 use crate::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
 use crate::scope::Scopes;
 use crate::session_id::SessionId;
@@ -88,6 +88,35 @@ impl DynamoDbStore {
                 "read throttled: keys left unprocessed".into(),
             )),
         }
+    }
+
+    /// `keys` and one session of `key`, in one strongly consistent
+    /// BatchGetItem; the keys come back in no particular order.
+    async fn keys_and_session(
+        &self,
+        keys: &[&KeyId],
+        key: &KeyId,
+        session: &SessionId,
+    ) -> Result<(Vec<KeyRecord>, Option<SessionRecord>), StoreError> {
+        let mut asked: Vec<Item> = keys
+            .iter()
+            .map(|k| primary(key_pk(k), KEY_SK.into()))
+            .collect();
+        asked.push(primary(key_pk(key), session_sk(session)));
+        let mut records = Vec::new();
+        let mut stored = None;
+        for item in &self.batch_get(asked).await? {
+            match item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
+                Some(KEY_SK) => records.push(decode_key(item)?),
+                Some(_) => stored = Some(decode_session(item)?),
+                None => return Err(StoreError::Internal("item without sk".into())),
+            }
+        }
+        Ok((records, stored))
     }
 
     async fn batch_delete(&self, keys: Vec<Item>) -> Result<(), StoreError> {
@@ -166,27 +195,27 @@ impl Store for DynamoDbStore {
         &self,
         key: &KeyId,
         session: &SessionId,
-    ) -> Result<(Option<KeyRecord>, Option<SessionRecord>), StoreError> {
-        let items = self
-            .batch_get(vec![
-                primary(key_pk(key), KEY_SK.into()),
-                primary(key_pk(key), session_sk(session)),
-            ])
-            .await?;
-        let mut record = None;
-        let mut stored = None;
-        for item in &items {
-            match item
-                .get("sk")
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-            {
-                Some(KEY_SK) => record = Some(decode_key(item)?),
-                Some(_) => stored = Some(decode_session(item)?),
-                None => return Err(StoreError::Internal("item without sk".into())),
-            }
-        }
-        Ok((record, stored))
+    ) -> Result<KeyAndSession, StoreError> {
+        let (mut keys, stored) = self.keys_and_session(&[key], key, session).await?;
+        Ok((keys.pop(), stored))
+    }
+
+    async fn caller_key_and_session(
+        &self,
+        caller: &KeyId,
+        key: &KeyId,
+        session: &SessionId,
+    ) -> Result<(Option<KeyRecord>, KeyAndSession), StoreError> {
+        // BatchGetItem refuses a key asked for twice: ask for a caller
+        // introspecting its own token once.
+        let asked: &[&KeyId] = if caller == key {
+            &[key]
+        } else {
+            &[caller, key]
+        };
+        let (keys, stored) = self.keys_and_session(asked, key, session).await?;
+        let find = |id: &KeyId| keys.iter().find(|r| &r.id == id).cloned();
+        Ok((find(caller), (find(key), stored)))
     }
 
     async fn put_session(

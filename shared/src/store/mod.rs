@@ -77,6 +77,9 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// A key and one of its sessions, each as stored (or absent).
+pub type KeyAndSession = (Option<KeyRecord>, Option<SessionRecord>);
+
 /// What the logic needs of a backend.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -85,7 +88,17 @@ pub trait Store: Send + Sync {
         &self,
         key: &KeyId,
         session: &SessionId,
-    ) -> Result<(Option<KeyRecord>, Option<SessionRecord>), StoreError>;
+    ) -> Result<KeyAndSession, StoreError>;
+
+    /// What introspection needs, in one consistent round trip: the caller's
+    /// key, and the token's key and session as [`Store::key_and_session`]
+    /// reads them. `caller` may be `key`.
+    async fn caller_key_and_session(
+        &self,
+        caller: &KeyId,
+        key: &KeyId,
+        session: &SessionId,
+    ) -> Result<(Option<KeyRecord>, KeyAndSession), StoreError>;
 
     /// Writes `session` if the stored session's current jti is `replaces`
     /// (or, for `None`, if there is no stored session). Returns whether it

@@ -9,12 +9,12 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{LazyLock, Mutex, MutexGuard, TryLockError};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{SessionRecord, Store, StoreError};
+use super::{KeyAndSession, SessionRecord, Store, StoreError};
 use crate::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
 use crate::scope::Scopes;
 use crate::session_id::SessionId;
@@ -155,29 +155,17 @@ impl Store for SqliteStore {
         &self,
         key: &KeyId,
         session: &SessionId,
-    ) -> Result<(Option<KeyRecord>, Option<SessionRecord>), StoreError> {
-        // One statement, so both rows come from one snapshot (even while
-        // another process writes) without a BEGIN and COMMIT of their own.
-        let conn = self.reader();
-        let mut statement = conn
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS}, s.record FROM (SELECT 1)
-                 LEFT JOIN keys ON id = ?1
-                 LEFT JOIN sessions AS s ON s.key_id = ?1 AND s.session_id = ?2"
-            ))
-            .map_err(unavailable)?;
-        let (key, session) = statement
-            .query_row(params![key.as_str(), session.as_str()], |row| {
-                Ok((
-                    raw_key(row)?,
-                    row.get::<_, Option<String>>(KEY_COLUMN_COUNT)?,
-                ))
-            })
-            .map_err(unavailable)?;
-        Ok((
-            key.map(RawKey::decode).transpose()?,
-            session.as_deref().map(decode_session).transpose()?,
-        ))
+    ) -> Result<KeyAndSession, StoreError> {
+        Ok(read_state(&self.reader(), None, key, session)?.1)
+    }
+
+    async fn caller_key_and_session(
+        &self,
+        caller: &KeyId,
+        key: &KeyId,
+        session: &SessionId,
+    ) -> Result<(Option<KeyRecord>, KeyAndSession), StoreError> {
+        read_state(&self.reader(), Some(caller), key, session)
     }
 
     async fn put_session(
@@ -377,6 +365,57 @@ fn read_key(conn: &Connection, key: &KeyId) -> Result<Option<KeyRecord>, StoreEr
         .transpose()
 }
 
+/// [`read_state`]'s statement: the key, the session record, the caller's key.
+static READ_STATE: LazyLock<String> = LazyLock::new(|| {
+    let columns = |table: &str| {
+        KEY_COLUMNS
+            .split(", ")
+            .map(|column| format!("{table}.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "SELECT {}, s.record, {} FROM (SELECT 1)
+         LEFT JOIN keys AS k ON k.id = ?1
+         LEFT JOIN sessions AS s ON s.key_id = ?1 AND s.session_id = ?2
+         LEFT JOIN keys AS c ON c.id = ?3",
+        columns("k"),
+        columns("c"),
+    )
+});
+
+/// A key, one of its sessions and, when asked, a caller's key, in one
+/// statement: all three rows come from one snapshot (even while another
+/// process writes) without a BEGIN and COMMIT of their own. Without a
+/// caller, `?3` is NULL and its join finds nothing.
+fn read_state(
+    conn: &Connection,
+    caller: Option<&KeyId>,
+    key: &KeyId,
+    session: &SessionId,
+) -> Result<(Option<KeyRecord>, KeyAndSession), StoreError> {
+    let mut statement = conn.prepare_cached(&READ_STATE).map_err(unavailable)?;
+    let (key, session, caller) = statement
+        .query_row(
+            params![key.as_str(), session.as_str(), caller.map(KeyId::as_str)],
+            |row| {
+                Ok((
+                    raw_key_at(row, 0)?,
+                    row.get::<_, Option<String>>(KEY_COLUMN_COUNT)?,
+                    raw_key_at(row, KEY_COLUMN_COUNT + 1)?,
+                ))
+            },
+        )
+        .map_err(unavailable)?;
+    Ok((
+        caller.map(RawKey::decode).transpose()?,
+        (
+            key.map(RawKey::decode).transpose()?,
+            session.as_deref().map(decode_session).transpose()?,
+        ),
+    ))
+}
+
 fn decode_session(record: &str) -> Result<SessionRecord, StoreError> {
     serde_json::from_str(record)
         .map_err(|e| StoreError::Internal(format!("corrupt session row: {e}")))
@@ -417,19 +456,24 @@ struct RawKey {
 
 /// The key in `row`'s first columns; `None` where a join found no key.
 fn raw_key(row: &Row<'_>) -> rusqlite::Result<Option<RawKey>> {
-    let Some(id) = row.get(0)? else {
+    raw_key_at(row, 0)
+}
+
+/// The key in [`KEY_COLUMNS`]' order from column `at` on.
+fn raw_key_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<RawKey>> {
+    let Some(id) = row.get(at)? else {
         return Ok(None);
     };
     Ok(Some(RawKey {
         id,
-        name: row.get(1)?,
-        scopes: row.get(2)?,
-        status: row.get(3)?,
-        created_at: row.get(4)?,
-        expires_at: row.get(5)?,
-        secret_hash: row.get(6)?,
-        prev_secret_hash: row.get(7)?,
-        prev_secret_until: row.get(8)?,
+        name: row.get(at + 1)?,
+        scopes: row.get(at + 2)?,
+        status: row.get(at + 3)?,
+        created_at: row.get(at + 4)?,
+        expires_at: row.get(at + 5)?,
+        secret_hash: row.get(at + 6)?,
+        prev_secret_hash: row.get(at + 7)?,
+        prev_secret_until: row.get(at + 8)?,
     }))
 }
 
