@@ -2,8 +2,11 @@
 //!
 //! A [`KeySource`] loads the current key (signs and verifies) and the previous
 //! one (verifies only), so a rotation never breaks a live token. [`KeyRing`]
-//! caches what the source gave for a configured time, and refreshes early
-//! when a token names a kid it does not hold, at most once per
+//! caches what the source gave for a configured time. It loads the current
+//! key alone at first: that signs, and verifies every token minted since the
+//! last rotation, so a cold start and each refresh wait on one call, not two.
+//! The first token naming another kid completes the set (both keys), and
+//! after that an unknown kid refreshes early at most once per
 //! [`FORCED_REFRESH_INTERVAL`], so a flood of forged kids cannot hammer the
 //! source.
 
@@ -106,10 +109,18 @@ impl KeySet {
 pub trait KeySource: Send + Sync {
     /// Loads the keys in force now.
     async fn load(&self) -> Result<KeySet, KeySourceError>;
+
+    /// Loads the current key alone, for a source where that is cheaper than
+    /// [`KeySource::load`]; `previous` is then `None` whatever the source holds.
+    async fn load_current(&self) -> Result<KeySet, KeySourceError> {
+        self.load().await
+    }
 }
 
 struct Cached {
     keys: KeySet,
+    /// Whether `keys` holds the previous key too (from [`KeySource::load`]).
+    complete: bool,
     loaded: Instant,
 }
 
@@ -134,39 +145,47 @@ impl KeyRing {
         }
     }
 
-    /// The keys in force, from the cache while it is fresh.
+    /// The keys in force, from the cache while it is fresh; `current` is
+    /// always there, `previous` only once a token has asked for it.
     pub async fn keys(&self) -> Result<KeySet, KeySourceError> {
-        if let Some(keys) = self.fresh() {
+        if let Some((keys, _)) = self.fresh() {
             return Ok(keys);
         }
         let _guard = self.refresh.lock().await;
         // Another request may have loaded while this one waited.
-        if let Some(keys) = self.fresh() {
+        if let Some((keys, _)) = self.fresh() {
             return Ok(keys);
         }
-        self.load().await
+        self.load(false).await
     }
 
-    /// The key named `kid`: from the cache, or after one forced refresh when
-    /// the kid is unknown and no forced refresh happened in the last 10 s.
+    /// The key named `kid`: from the cache; else, once, after loading the
+    /// previous key beside the current one; else after one forced refresh
+    /// when no forced refresh happened in the last 10 s.
     pub async fn find(&self, kid: &str) -> Result<Option<Arc<SigningKey>>, KeySourceError> {
         let keys = self.keys().await?;
         if let Some(key) = keys.find(kid) {
             return Ok(Some(key.clone()));
         }
         let mut last_forced = self.refresh.lock().await;
-        if let Some(key) = self.fresh().and_then(|k| k.find(kid).cloned()) {
-            return Ok(Some(key));
+        let complete = match self.fresh() {
+            Some((keys, complete)) => match keys.find(kid) {
+                Some(key) => return Ok(Some(key.clone())),
+                None => complete,
+            },
+            None => false,
+        };
+        if complete {
+            if last_forced.is_some_and(|t| t.elapsed() < FORCED_REFRESH_INTERVAL) {
+                return Ok(None);
+            }
+            *last_forced = Some(Instant::now());
         }
-        if last_forced.is_some_and(|t| t.elapsed() < FORCED_REFRESH_INTERVAL) {
-            return Ok(None);
-        }
-        *last_forced = Some(Instant::now());
-        let keys = self.load().await?;
+        let keys = self.load(true).await?;
         Ok(keys.find(kid).cloned())
     }
 
-    fn fresh(&self) -> Option<KeySet> {
+    fn fresh(&self) -> Option<(KeySet, bool)> {
         let cache = self
             .cache
             .read()
@@ -174,17 +193,23 @@ impl KeyRing {
         cache
             .as_ref()
             .filter(|c| c.loaded.elapsed() < self.ttl)
-            .map(|c| c.keys.clone())
+            .map(|c| (c.keys.clone(), c.complete))
     }
 
-    async fn load(&self) -> Result<KeySet, KeySourceError> {
-        let keys = self.source.load().await?;
+    /// Loads the current key, with the previous one when `complete`.
+    async fn load(&self, complete: bool) -> Result<KeySet, KeySourceError> {
+        let keys = if complete {
+            self.source.load().await?
+        } else {
+            self.source.load_current().await?
+        };
         let mut cache = self
             .cache
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         *cache = Some(Cached {
             keys: keys.clone(),
+            complete,
             loaded: Instant::now(),
         });
         Ok(keys)
@@ -206,70 +231,107 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A source whose kids the test sets (current first), counting its loads.
     struct Counting {
         loads: AtomicUsize,
+        current_loads: AtomicUsize,
         kids: std::sync::Mutex<Vec<&'static str>>,
+    }
+
+    impl Counting {
+        /// (full loads, current-only loads) so far.
+        fn loads(&self) -> (usize, usize) {
+            (
+                self.loads.load(Ordering::SeqCst),
+                self.current_loads.load(Ordering::SeqCst),
+            )
+        }
+
+        fn set(&self) -> KeySet {
+            let kids = self.kids.lock().unwrap().clone();
+            let key = |kid: &str| {
+                Arc::new(SigningKey::new(kid, &SecretString::from("s".repeat(32))).unwrap())
+            };
+            KeySet {
+                current: key(kids[0]),
+                previous: kids.get(1).map(|k| key(k)),
+            }
+        }
     }
 
     #[async_trait]
     impl KeySource for Counting {
         async fn load(&self) -> Result<KeySet, KeySourceError> {
             self.loads.fetch_add(1, Ordering::SeqCst);
-            let kids = self.kids.lock().unwrap().clone();
-            let key = |kid: &str| {
-                Arc::new(SigningKey::new(kid, &SecretString::from("s".repeat(32))).unwrap())
-            };
+            Ok(self.set())
+        }
+
+        async fn load_current(&self) -> Result<KeySet, KeySourceError> {
+            self.current_loads.fetch_add(1, Ordering::SeqCst);
             Ok(KeySet {
-                current: key(kids[0]),
-                previous: kids.get(1).map(|k| key(k)),
+                previous: None,
+                ..self.set()
             })
         }
     }
 
-    fn ring(ttl: Duration) -> (Arc<Counting>, KeyRing) {
+    fn ring(ttl: Duration, kids: &[&'static str]) -> (Arc<Counting>, KeyRing) {
         let source = Arc::new(Counting {
             loads: AtomicUsize::new(0),
-            kids: std::sync::Mutex::new(vec!["v1"]),
+            current_loads: AtomicUsize::new(0),
+            kids: std::sync::Mutex::new(kids.to_vec()),
         });
         (source.clone(), KeyRing::new(source, ttl))
     }
 
     #[tokio::test]
-    async fn keys_are_cached_for_the_ttl() {
-        let (source, ring) = ring(Duration::from_secs(300));
+    async fn the_current_key_alone_is_loaded_and_cached_for_the_ttl() {
+        let (source, ring) = ring(Duration::from_secs(300), &["v2", "v1"]);
         for _ in 0..5 {
-            assert_eq!(ring.keys().await.unwrap().current.kid(), "v1");
+            assert_eq!(ring.keys().await.unwrap().current.kid(), "v2");
+            assert_eq!(ring.find("v2").await.unwrap().unwrap().kid(), "v2");
         }
-        assert_eq!(source.loads.load(Ordering::SeqCst), 1);
+        assert_eq!(source.loads(), (0, 1));
     }
 
     #[tokio::test]
     async fn a_zero_ttl_loads_every_time() {
-        let (source, ring) = ring(Duration::ZERO);
+        let (source, ring) = ring(Duration::ZERO, &["v1"]);
         ring.keys().await.unwrap();
         ring.keys().await.unwrap();
-        assert_eq!(source.loads.load(Ordering::SeqCst), 2);
+        assert_eq!(source.loads(), (0, 2));
+    }
+
+    #[tokio::test]
+    async fn the_previous_key_is_loaded_when_a_token_names_it_and_still_verifies() {
+        let (source, ring) = ring(Duration::from_secs(300), &["v2", "v1"]);
+        assert_eq!(ring.keys().await.unwrap().current.kid(), "v2");
+        for _ in 0..3 {
+            assert_eq!(ring.find("v1").await.unwrap().unwrap().kid(), "v1");
+        }
+        assert_eq!(
+            source.loads(),
+            (1, 1),
+            "one load of both keys, then the cache"
+        );
+        assert_eq!(ring.keys().await.unwrap().current.kid(), "v2");
     }
 
     #[tokio::test]
     async fn an_unknown_kid_forces_one_refresh_then_waits() {
-        let (source, ring) = ring(Duration::from_secs(300));
+        let (source, ring) = ring(Duration::from_secs(300), &["v1"]);
         ring.keys().await.unwrap();
         source.kids.lock().unwrap().insert(0, "v2");
+        // Rotated elsewhere: completing the set finds the new current key.
         assert_eq!(ring.find("v2").await.unwrap().unwrap().kid(), "v2");
-        assert_eq!(source.loads.load(Ordering::SeqCst), 2);
-        // A forged kid right after: no further load within 10 s.
+        assert_eq!(source.loads(), (1, 1));
+        // A forged kid: the set is complete, so one forced refresh...
         assert!(ring.find("forged").await.unwrap().is_none());
+        assert_eq!(source.loads(), (2, 1));
+        // ...and no further load within 10 s.
         assert!(ring.find("forged2").await.unwrap().is_none());
-        assert_eq!(source.loads.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn the_previous_key_still_verifies() {
-        let (source, ring) = ring(Duration::from_secs(300));
-        *source.kids.lock().unwrap() = vec!["v2", "v1"];
-        assert!(ring.find("v1").await.unwrap().is_some());
-        assert_eq!(ring.keys().await.unwrap().current.kid(), "v2");
+        assert!(ring.find("forged3").await.unwrap().is_none());
+        assert_eq!(source.loads(), (2, 1));
     }
 
     #[test]

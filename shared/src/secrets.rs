@@ -2,6 +2,7 @@
 //!
 //! The secret's value is `{"key": "<at least 32 characters>"}` and its version
 //! id is the `kid`. AWSCURRENT signs; AWSCURRENT and AWSPREVIOUS verify.
+//! AWSCURRENT can be loaded alone: see [`crate::keyring`] for when.
 
 use std::sync::Arc;
 
@@ -93,13 +94,28 @@ impl SecretsManagerKeySource {
 #[async_trait]
 impl KeySource for SecretsManagerKeySource {
     async fn load(&self) -> Result<KeySet, KeySourceError> {
-        let (current, previous) = tokio::join!(self.stage(CURRENT), self.stage(PREVIOUS));
-        let current =
-            current?.ok_or_else(|| KeySourceError::Invalid(format!("no {CURRENT} version")))?;
+        let (current, previous) = tokio::join!(self.current(), self.stage(PREVIOUS));
         Ok(KeySet {
-            current: Arc::new(current),
+            current: current?,
             previous: previous?.map(Arc::new),
         })
+    }
+
+    async fn load_current(&self) -> Result<KeySet, KeySourceError> {
+        Ok(KeySet {
+            current: self.current().await?,
+            previous: None,
+        })
+    }
+}
+
+impl SecretsManagerKeySource {
+    /// The key at AWSCURRENT, which every secret must have.
+    async fn current(&self) -> Result<Arc<SigningKey>, KeySourceError> {
+        self.stage(CURRENT)
+            .await?
+            .map(Arc::new)
+            .ok_or_else(|| KeySourceError::Invalid(format!("no {CURRENT} version")))
     }
 }
 

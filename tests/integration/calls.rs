@@ -2,17 +2,20 @@
 //! app's own clients: verify 1, login reusing 1, login minting 2, and no
 //! Secrets Manager call per request once the key cache is warm.
 
+use auth_shared::App;
 use auth_shared::calls::CallCount;
+use auth_shared::rotation::Rotator;
+use auth_shared::telemetry::Audit;
 use auth_tests::TestApp;
 use serde_json::json;
 
 use crate::oauth::introspect;
 
 /// Calls `work` made, as (DynamoDB, Secrets Manager).
-async fn calls_of<F: std::future::Future>(t: &TestApp, work: F) -> (u64, u64) {
-    let before = t.app.calls.count();
+async fn calls_of<F: std::future::Future>(app: &App, work: F) -> (u64, u64) {
+    let before = app.calls.count();
     work.await;
-    let after = t.app.calls.count();
+    let after = app.calls.count();
     let CallCount {
         dynamodb,
         secrets_manager,
@@ -27,38 +30,36 @@ async fn calls_of<F: std::future::Future>(t: &TestApp, work: F) -> (u64, u64) {
 async fn each_operation_stays_within_its_aws_call_budget() {
     let t = TestApp::spawn().await;
     let key = t.create_key("read").await;
-    let (_, cold_secrets) = calls_of(&t, t.login(json!({"api_key": key, "session_id": "a"}))).await;
-    assert_eq!(
-        cold_secrets, 2,
-        "a cold key cache reads AWSCURRENT and AWSPREVIOUS once"
-    );
+    let (_, cold_secrets) =
+        calls_of(&t.app, t.login(json!({"api_key": key, "session_id": "a"}))).await;
+    assert_eq!(cold_secrets, 1, "a cold key cache reads AWSCURRENT alone");
 
     let token = t.token(&key, "a").await;
     assert_eq!(
-        calls_of(&t, t.login(json!({"api_key": key, "session_id": "a"}))).await,
+        calls_of(&t.app, t.login(json!({"api_key": key, "session_id": "a"}))).await,
         (1, 0),
         "login reusing"
     );
     assert_eq!(
-        calls_of(&t, t.login(json!({"api_key": key, "session_id": "b"}))).await,
+        calls_of(&t.app, t.login(json!({"api_key": key, "session_id": "b"}))).await,
         (2, 0),
         "login minting"
     );
     assert_eq!(
-        calls_of(&t, t.verify(&token, Some("read"))).await,
+        calls_of(&t.app, t.verify(&token, Some("read"))).await,
         (1, 0),
         "verify"
     );
 
     t.clock.advance(7200 - 299);
-    let refreshed = calls_of(&t, t.login(json!({"api_key": key, "session_id": "a"}))).await;
+    let refreshed = calls_of(&t.app, t.login(json!({"api_key": key, "session_id": "a"}))).await;
     assert_eq!(
         refreshed,
         (2, 0),
         "login minting a successor in the refresh window"
     );
     assert_eq!(
-        calls_of(&t, t.revoke_bearer(&token)).await,
+        calls_of(&t.app, t.revoke_bearer(&token)).await,
         (1, 0),
         "revoke by token"
     );
@@ -81,7 +82,7 @@ async fn introspection_reads_the_caller_and_the_token_state_in_one_call() {
         ),
     ] {
         let mut answer = None;
-        let calls = calls_of(&t, async {
+        let calls = calls_of(&t.app, async {
             answer = Some(introspect(&t, caller, token).await);
         })
         .await;
@@ -103,12 +104,12 @@ async fn a_rejected_token_costs_no_aws_call() {
     let token = t.token(&key, "a").await;
     let tampered = format!("{}x", &token[..token.len() - 1]);
     assert_eq!(
-        calls_of(&t, t.verify(&tampered, None)).await,
+        calls_of(&t.app, t.verify(&tampered, None)).await,
         (0, 0),
         "bad signature"
     );
     assert_eq!(
-        calls_of(&t, t.verify("garbage", None)).await,
+        calls_of(&t.app, t.verify("garbage", None)).await,
         (0, 0),
         "malformed"
     );
@@ -116,7 +117,7 @@ async fn a_rejected_token_costs_no_aws_call() {
     let mut typo = key.clone().into_bytes();
     typo[30] = if typo[30] == b'a' { b'b' } else { b'a' };
     let typo = String::from_utf8(typo).unwrap();
-    let (dynamodb, _) = calls_of(&t, t.login(json!({"api_key": typo}))).await;
+    let (dynamodb, _) = calls_of(&t.app, t.login(json!({"api_key": typo}))).await;
     assert_eq!(
         dynamodb, 0,
         "a key failing its checksum never reaches the table"
@@ -128,28 +129,55 @@ async fn warming_up_at_init_leaves_the_first_request_only_its_own_call() {
     let t = TestApp::spawn().await;
     let key = t.create_key("read").await;
     assert_eq!(
-        calls_of(&t, t.app.warm_up()).await,
-        (1, 2),
-        "one DynamoDB read, both key stages"
+        calls_of(&t.app, t.app.warm_up()).await,
+        (1, 1),
+        "one DynamoDB read, AWSCURRENT alone"
     );
     assert_eq!(
-        calls_of(&t, t.login(json!({"api_key": key}))).await,
+        calls_of(&t.app, t.login(json!({"api_key": key}))).await,
         (2, 0),
         "first login after warm-up"
     );
 }
 
 #[tokio::test]
+async fn the_previous_signing_key_is_read_once_when_a_token_names_it() {
+    let t = TestApp::spawn().await;
+    let key = t.create_key("read").await;
+    let old = t.token(&key, "a").await;
+    Rotator::new(aws_sdk_secretsmanager::Client::new(&t.sdk))
+        .rotate(&t.secret_arn)
+        .await
+        .unwrap();
+    // An environment started after the rotation: its key cache begins empty.
+    let cold = App {
+        clock: t.app.clock.clone(),
+        ..App::from_aws(&t.config(), &t.sdk)
+    };
+    assert_eq!(calls_of(&cold, cold.warm_up()).await, (1, 1), "warm-up");
+    let verify = || async {
+        auth_shared::verify::verify(&cold, Some(&old), None, &mut Audit::default())
+            .await
+            .map(|v| v.claims.sid)
+    };
+    let mut verified = None;
+    let calls = calls_of(&cold, async { verified = Some(verify().await) }).await;
+    assert_eq!(
+        verified.take().unwrap().ok().as_deref(),
+        Some("a"),
+        "the old token verifies"
+    );
+    assert_eq!(calls, (1, 2), "AWSCURRENT again with AWSPREVIOUS, once");
+    let calls = calls_of(&cold, async { verified = Some(verify().await) }).await;
+    assert_eq!(verified.take().unwrap().ok().as_deref(), Some("a"));
+    assert_eq!(calls, (1, 0), "then from the cache");
+}
+
+#[tokio::test]
 async fn warming_up_against_a_dead_backend_gives_up_without_failing_init() {
     let t = TestApp::spawn().await;
     let dead = auth_tests::dead_endpoint().await;
-    let config = auth_shared::Config {
-        table_name: t.table.clone(),
-        signing_secret_arn: t.secret_arn.clone(),
-        signing_key_cache: std::time::Duration::from_secs(300),
-        tokens: t.app.policy.clone(),
-    };
-    let app = auth_shared::App::from_aws(&config, &dead);
+    let app = App::from_aws(&t.config(), &dead);
     let started = std::time::Instant::now();
     app.warm_up().await;
     assert!(

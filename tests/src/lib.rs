@@ -113,12 +113,7 @@ impl TestApp {
             .unwrap();
         let secret_arn = create_secret(&sdk, &"s".repeat(48)).await;
         let clock = Arc::new(ManualClock::starting_now());
-        let config = Config {
-            table_name: table.clone(),
-            signing_secret_arn: secret_arn.clone(),
-            signing_key_cache: std::time::Duration::from_secs(300),
-            tokens: policy,
-        };
+        let config = config(&table, &secret_arn, policy);
         let app = App {
             clock: clock.clone(),
             ..App::from_aws(&config, &sdk)
@@ -130,6 +125,11 @@ impl TestApp {
             table,
             secret_arn,
         }
+    }
+
+    /// This app's configuration, for a second environment on the same table and secret.
+    pub fn config(&self) -> Config {
+        config(&self.table, &self.secret_arn, self.app.policy.clone())
     }
 
     /// Creates an API key with `scopes` and returns it as its owner would get it.
@@ -348,5 +348,15 @@ impl Write for CapturedLogs {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// The configuration of a test environment: keys cached for 300 s, as deployed.
+fn config(table: &str, secret_arn: &str, tokens: TokenPolicy) -> Config {
+    Config {
+        table_name: table.to_owned(),
+        signing_secret_arn: secret_arn.to_owned(),
+        signing_key_cache: std::time::Duration::from_secs(300),
+        tokens,
     }
 }
