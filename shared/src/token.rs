@@ -158,14 +158,14 @@ pub fn is_valid_kid(kid: &str) -> bool {
 pub fn verify_signature(token: &Unverified<'_>, key: &SigningKey) -> Result<Claims, TokenError> {
     // `jsonwebtoken::decode` would parse the header twice more, build a
     // validation set and deserialize the claims twice: most of verify's time.
+    // The HMAC is checked with the key's precomputed state instead (same
+    // algorithm, pinned above; the comparison is constant-time).
     let (message, signature) = token.raw.rsplit_once('.').ok_or(TokenError::Malformed)?;
-    let authentic = jsonwebtoken::crypto::verify(
-        signature,
-        message.as_bytes(),
-        key.decoding(),
-        Algorithm::HS256,
-    )
-    .map_err(|_| TokenError::Malformed)?;
+    let mut mac = [0u8; 32];
+    let authentic = URL_SAFE_NO_PAD
+        .decode_slice(signature, &mut mac)
+        .is_ok_and(|len| len == mac.len())
+        && key.verifies(message.as_bytes(), &mac);
     if !authentic {
         return Err(TokenError::Signature);
     }
@@ -391,6 +391,31 @@ mod tests {
             full_check(&t, &[impostor]).unwrap_err(),
             TokenError::Signature
         );
+    }
+
+    #[test]
+    fn a_signature_cut_short_lengthened_or_reencoded_fails() {
+        let k = key("v1");
+        let t = sign(&claims(), &k).unwrap();
+        assert!(full_check(&t, &[key("v1")]).is_ok());
+        let (message, signature) = t.rsplit_once('.').unwrap();
+        // The 43rd character's two low bits are spare: flipping one keeps the
+        // same 32 bytes in a non-canonical text, which is not the signature.
+        const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = ALPHABET.find(signature.chars().last().unwrap()).unwrap();
+        let spare_bit_set = format!("{}{}", &signature[..42], &ALPHABET[(last ^ 1)..=(last ^ 1)]);
+        for bad in [
+            signature[..42].to_owned(),
+            format!("{signature}AA"),
+            URL_SAFE_NO_PAD.encode([0u8; 32]),
+            spare_bit_set,
+        ] {
+            assert_eq!(
+                full_check(&format!("{message}.{bad}"), &[key("v1")]).unwrap_err(),
+                TokenError::Signature,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

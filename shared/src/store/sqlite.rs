@@ -365,8 +365,10 @@ fn read_key(conn: &Connection, key: &KeyId) -> Result<Option<KeyRecord>, StoreEr
         .transpose()
 }
 
-/// [`read_state`]'s statement: the key, the session record, the caller's key.
-static READ_STATE: LazyLock<String> = LazyLock::new(|| {
+/// [`read_state`]'s statements: the key, then the session record, then (in
+/// the second only) the caller's key. A verify, the hottest read, skips the
+/// caller's join altogether.
+static READ_STATE: LazyLock<[String; 2]> = LazyLock::new(|| {
     let columns = |table: &str| {
         KEY_COLUMNS
             .split(", ")
@@ -374,39 +376,49 @@ static READ_STATE: LazyLock<String> = LazyLock::new(|| {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    format!(
-        "SELECT {}, s.record, {} FROM (SELECT 1)
+    let key_and_session = format!(
+        "SELECT {}, s.record FROM (SELECT 1)
          LEFT JOIN keys AS k ON k.id = ?1
-         LEFT JOIN sessions AS s ON s.key_id = ?1 AND s.session_id = ?2
-         LEFT JOIN keys AS c ON c.id = ?3",
+         LEFT JOIN sessions AS s ON s.key_id = ?1 AND s.session_id = ?2",
         columns("k"),
-        columns("c"),
-    )
+    );
+    let with_caller = key_and_session.replacen(" FROM ", &format!(", {} FROM ", columns("c")), 1)
+        + " LEFT JOIN keys AS c ON c.id = ?3";
+    [key_and_session, with_caller]
 });
 
 /// A key, one of its sessions and, when asked, a caller's key, in one
-/// statement: all three rows come from one snapshot (even while another
-/// process writes) without a BEGIN and COMMIT of their own. Without a
-/// caller, `?3` is NULL and its join finds nothing.
+/// statement: all the rows come from one snapshot (even while another
+/// process writes) without a BEGIN and COMMIT of their own.
 fn read_state(
     conn: &Connection,
     caller: Option<&KeyId>,
     key: &KeyId,
     session: &SessionId,
 ) -> Result<(Option<KeyRecord>, KeyAndSession), StoreError> {
-    let mut statement = conn.prepare_cached(&READ_STATE).map_err(unavailable)?;
-    let (key, session, caller) = statement
-        .query_row(
-            params![key.as_str(), session.as_str(), caller.map(KeyId::as_str)],
-            |row| {
-                Ok((
-                    raw_key_at(row, 0)?,
-                    row.get::<_, Option<String>>(KEY_COLUMN_COUNT)?,
-                    raw_key_at(row, KEY_COLUMN_COUNT + 1)?,
-                ))
+    let [alone, with_caller] = &*READ_STATE;
+    let columns = |row: &Row<'_>| {
+        Ok((
+            raw_key_at(row, 0)?,
+            row.get::<_, Option<String>>(KEY_COLUMN_COUNT)?,
+            match caller {
+                Some(_) => raw_key_at(row, KEY_COLUMN_COUNT + 1)?,
+                None => None,
             },
-        )
-        .map_err(unavailable)?;
+        ))
+    };
+    let (key, session, caller) = match caller {
+        None => conn
+            .prepare_cached(alone)
+            .and_then(|mut s| s.query_row(params![key.as_str(), session.as_str()], columns)),
+        Some(caller) => conn.prepare_cached(with_caller).and_then(|mut s| {
+            s.query_row(
+                params![key.as_str(), session.as_str(), caller.as_str()],
+                columns,
+            )
+        }),
+    }
+    .map_err(unavailable)?;
     Ok((
         caller.map(RawKey::decode).transpose()?,
         (
