@@ -277,6 +277,33 @@ async fn expired_records_are_returned_as_data_for_the_logic_to_judge() {
 }
 
 #[tokio::test]
+async fn sqlite_writes_reach_the_database_file_by_a_background_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let k = key("k", 1);
+    store.create_key(&k).await.unwrap();
+    let file_size = || std::fs::metadata(&path).unwrap().len();
+    let before = file_size();
+    for i in 0..500 {
+        let s = session(&k.id, &format!("s{i}"), "j", 10_000, None);
+        assert!(store.put_session(&s, None).await.unwrap());
+    }
+    // The writer never checkpoints; the store's own thread does, within a
+    // second on an idle machine. Waiting up to 30 s keeps a busy one green.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while file_size() < before + 100_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file is still {} bytes",
+            file_size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.list_sessions(&k.id).await.unwrap().len(), 500);
+}
+
+#[tokio::test]
 async fn two_sqlite_stores_on_one_file_see_each_others_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("auth.db");

@@ -56,9 +56,10 @@ const KEY_COLUMN_COUNT: usize = 9;
 /// Writes go through one connection, so this process's writers queue on its
 /// mutex rather than in SQLite's busy handler (which sleeps). Session writes
 /// commit in groups: each is queued, and whoever holds the writer next runs
-/// every queued one in one transaction. A commit (WAL frames, locks, the odd
-/// checkpoint) costs far more than one conditional insert, and logins that
-/// open sessions all queue here, so under load one commit serves many. Reads go
+/// every queued one in one transaction. A commit (WAL frames, locks) costs
+/// far more than one conditional insert, and logins that open sessions all
+/// queue here, so under load one commit serves many. Checkpoints, which
+/// write the database file and sync it, run on a thread of their own. Reads go
 /// through a few more, one per CPU: on a single shared connection, concurrent
 /// verifies would queue on one lock and put their worker threads to sleep.
 /// WAL mode lets those readers work beside the writer, and every read
@@ -69,6 +70,8 @@ pub struct SqliteStore {
     queued: Mutex<Vec<QueuedPut>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
 impl SqliteStore {
@@ -83,6 +86,12 @@ impl SqliteStore {
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
+        // The writer never checkpoints: a checkpoint copies the WAL into the
+        // file and syncs both, and on the writer every login queued behind
+        // it would wait for the disk. A thread of its own does it instead.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
         writer.execute_batch(SCHEMA).map_err(unavailable)?;
         let readers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -94,6 +103,7 @@ impl SqliteStore {
                 .map(|_| connect(path).map(Mutex::new))
                 .collect::<Result<_, _>>()?,
             next_reader: AtomicUsize::new(0),
+            _checkpointer: spawn_checkpointer(connect(path)?)?,
         })
     }
 
@@ -124,6 +134,31 @@ impl SqliteStore {
 
 /// Readers at most, whatever the CPU count.
 const MAX_READERS: usize = 8;
+
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Starts the thread that checkpoints `conn`'s database every
+/// [`CHECKPOINT_EVERY`] until the returned sender is dropped. PASSIVE
+/// checkpoints wait for no one: the writer and the readers carry on, and
+/// frames a reader still needs are left for the next round. With nothing
+/// new in the WAL a round only reads its header.
+fn spawn_checkpointer(conn: Connection) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    Ok(stop)
+}
 
 /// A connection with the settings every one of ours has.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
