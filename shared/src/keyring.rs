@@ -120,8 +120,9 @@ pub trait KeySource: Send + Sync {
     /// Loads the keys in force now.
     async fn load(&self) -> Result<KeySet, KeySourceError>;
 
-    /// Loads the current key alone, for a source where that is cheaper than
-    /// [`KeySource::load`]; `previous` is then `None` whatever the source holds.
+    /// Loads at least the current key, for a source where that alone is
+    /// cheaper than [`KeySource::load`] (one Secrets Manager call, not two).
+    /// By default, everything [`KeySource::load`] gives.
     async fn load_current(&self) -> Result<KeySet, KeySourceError> {
         self.load().await
     }

@@ -13,16 +13,23 @@ use crate::oauth::introspect;
 
 /// Calls `work` made, as (DynamoDB, Secrets Manager).
 async fn calls_of<F: std::future::Future>(app: &App, work: F) -> (u64, u64) {
+    with_calls(app, work).await.1
+}
+
+/// What `work` returned, and the calls it made as [`calls_of`] counts them.
+async fn with_calls<F: std::future::Future>(app: &App, work: F) -> (F::Output, (u64, u64)) {
     let before = app.calls.count();
-    work.await;
-    let after = app.calls.count();
+    let output = work.await;
     let CallCount {
         dynamodb,
         secrets_manager,
-    } = after;
+    } = app.calls.count();
     (
-        dynamodb - before.dynamodb,
-        secrets_manager - before.secrets_manager,
+        output,
+        (
+            dynamodb - before.dynamodb,
+            secrets_manager - before.secrets_manager,
+        ),
     )
 }
 
@@ -81,12 +88,7 @@ async fn introspection_reads_the_caller_and_the_token_state_in_one_call() {
             "a malformed token: the caller's key alone",
         ),
     ] {
-        let mut answer = None;
-        let calls = calls_of(&t.app, async {
-            answer = Some(introspect(&t, caller, token).await);
-        })
-        .await;
-        let answer = answer.unwrap();
+        let (answer, calls) = with_calls(&t.app, introspect(&t, caller, token)).await;
         assert_eq!(
             (answer.status, &answer.body["active"]),
             (200, &json!(active)),
@@ -159,17 +161,13 @@ async fn the_previous_signing_key_is_read_once_when_a_token_names_it() {
         auth_shared::verify::verify(&cold, Some(&old), None, &mut Audit::default())
             .await
             .map(|v| v.claims.sid)
+            .ok()
     };
-    let mut verified = None;
-    let calls = calls_of(&cold, async { verified = Some(verify().await) }).await;
-    assert_eq!(
-        verified.take().unwrap().ok().as_deref(),
-        Some("a"),
-        "the old token verifies"
-    );
+    let (verified, calls) = with_calls(&cold, verify()).await;
+    assert_eq!(verified.as_deref(), Some("a"), "the old token verifies");
     assert_eq!(calls, (1, 2), "AWSCURRENT again with AWSPREVIOUS, once");
-    let calls = calls_of(&cold, async { verified = Some(verify().await) }).await;
-    assert_eq!(verified.take().unwrap().ok().as_deref(), Some("a"));
+    let (verified, calls) = with_calls(&cold, verify()).await;
+    assert_eq!(verified.as_deref(), Some("a"));
     assert_eq!(calls, (1, 0), "then from the cache");
 }
 

@@ -400,7 +400,7 @@ fn read_key(conn: &Connection, key: &KeyId) -> Result<Option<KeyRecord>, StoreEr
         .transpose()
 }
 
-/// [`read_state`]'s statements: the key, then the session record, then (in
+/// [`read_state`]'s statements: the key and the session record, then (in
 /// the second only) the caller's key. A verify, the hottest read, skips the
 /// caller's join altogether.
 static READ_STATE: LazyLock<[String; 2]> = LazyLock::new(|| {
@@ -411,15 +411,14 @@ static READ_STATE: LazyLock<[String; 2]> = LazyLock::new(|| {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let key_and_session = format!(
-        "SELECT {}, s.record FROM (SELECT 1)
+    let (key, caller) = (columns("k"), columns("c"));
+    let joins = "FROM (SELECT 1)
          LEFT JOIN keys AS k ON k.id = ?1
-         LEFT JOIN sessions AS s ON s.key_id = ?1 AND s.session_id = ?2",
-        columns("k"),
-    );
-    let with_caller = key_and_session.replacen(" FROM ", &format!(", {} FROM ", columns("c")), 1)
-        + " LEFT JOIN keys AS c ON c.id = ?3";
-    [key_and_session, with_caller]
+         LEFT JOIN sessions AS s ON s.key_id = ?1 AND s.session_id = ?2";
+    [
+        format!("SELECT {key}, s.record {joins}"),
+        format!("SELECT {key}, s.record, {caller} {joins} LEFT JOIN keys AS c ON c.id = ?3"),
+    ]
 });
 
 /// A key, one of its sessions and, when asked, a caller's key, in one
