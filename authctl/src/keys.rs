@@ -2,6 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use auth_shared::admin::{self, RotateError};
 use auth_shared::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
 use auth_shared::clock::{Clock, SystemClock};
 use auth_shared::scope::Scopes;
@@ -14,7 +15,10 @@ use crate::error::CliError;
 
 pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliError> {
     let store = backend.store().await?;
-    let now = SystemClock.now();
+    let now_ms = SystemClock
+        .now_ms()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let now = now_ms / 1000;
     match command {
         KeysCommand::Create {
             name,
@@ -48,26 +52,32 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
             print_key(&existing(store.as_ref(), &id).await?, now, json)
         }
         KeysCommand::Revoke { id } => {
-            let mut record = existing(store.as_ref(), &id).await?;
-            record.status = KeyStatus::Revoked;
-            store.save_key(&record).await?;
-            let sessions = store.delete_sessions(&record.id).await?;
+            let record = existing(store.as_ref(), &id).await?;
+            let updated = admin::update_from(store.as_ref(), record, |r| {
+                admin::revoke(r);
+                Ok::<_, CliError>(())
+            })
+            .await?;
+            let sessions = admin::sessions_ended(store.as_ref(), &updated, now).await?;
             println!(
                 "Revoked key {} and {sessions} session(s); its tokens no longer verify.",
-                record.id
+                updated.after.id
             );
         }
         KeysCommand::Rotate { id, grace, json } => {
-            let mut record = existing(store.as_ref(), &id).await?;
-            if record.status == KeyStatus::Revoked {
-                return Err(CliError::Failed(format!(
-                    "key {id} is revoked; create a new key instead"
-                )));
-            }
+            let record = existing(store.as_ref(), &id).await?;
             let key = ApiKey::regenerate(&record.id)
                 .map_err(|e| CliError::Failed(format!("no randomness: {e}")))?;
-            record.rotate(&key, now, grace.as_secs());
-            store.save_key(&record).await?;
+            let rotated = admin::update_from(store.as_ref(), record, |r| {
+                admin::rotate(r, &key, now, grace.as_secs()).map_err(|e| match e {
+                    RotateError::Revoked => {
+                        CliError::Failed(format!("key {id} is revoked; create a new key instead"))
+                    }
+                    RotateError::Store(e) => e.into(),
+                })
+            })
+            .await?;
+            let record = rotated.after;
             print_new_key(&key, &record, json, "Rotated");
             if !json {
                 let until = if grace.is_zero() {

@@ -122,7 +122,9 @@ async fn starter_key(app: &App, addr: SocketAddr) -> Result<(), CliError> {
         app.store.as_ref(),
         "starter",
         scopes,
-        SystemClock.now(),
+        SystemClock
+            .now()
+            .map_err(|e| CliError::Failed(e.to_string()))?,
         None,
     )
     .await?;

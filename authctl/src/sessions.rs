@@ -13,7 +13,9 @@ pub async fn run(backend: &BackendArgs, command: SessionsCommand) -> Result<(), 
     match command {
         SessionsCommand::List { key_id, json } => {
             let key = existing(store.as_ref(), &key_id).await?;
-            let now = SystemClock.now();
+            let now = SystemClock
+                .now()
+                .map_err(|e| CliError::Failed(e.to_string()))?;
             if !json {
                 println!(
                     "{:<24}  {:<7}  {:<20}  {:<20}  SCOPE",

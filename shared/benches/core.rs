@@ -63,7 +63,7 @@ fn api_keys(c: &mut Criterion) {
     let key = ApiKey::generate().expect("OS randomness");
     let text = key.expose();
     let text = text.expose_secret();
-    let now = SystemClock.now();
+    let now = SystemClock.now().expect("a sane clock");
     let record = KeyRecord::new(&key, "bench", scopes(), now, None);
 
     c.bench_function("api_key/parse", |b| {
@@ -87,7 +87,7 @@ fn tokens(c: &mut Criterion) {
         previous: None,
     };
     let policy = TokenPolicy::with_issuer(ISSUER);
-    let now = SystemClock.now();
+    let now = SystemClock.now().expect("a sane clock");
     let claims = claims(now);
     let jwt = token::sign(&claims, &key).expect("signs");
 
@@ -146,7 +146,13 @@ fn embedded_app(rt: &tokio::runtime::Runtime) -> (App, String, tempfile::TempDir
         clock: Arc::new(SystemClock),
     };
     let key = ApiKey::generate().expect("OS randomness");
-    let record = KeyRecord::new(&key, "bench", scopes(), SystemClock.now(), None);
+    let record = KeyRecord::new(
+        &key,
+        "bench",
+        scopes(),
+        SystemClock.now().expect("a sane clock"),
+        None,
+    );
     rt.block_on(async {
         assert!(app.store.create_key(&record).await.expect("writes"));
         app.keys.keys().await.expect("warm key ring");

@@ -211,6 +211,13 @@ pub struct KeyRecord {
     pub secret_hash: SecretHash,
     /// Hash of the secret replaced by the last rotation, and until when it still works.
     pub previous_secret: Option<(SecretHash, u64)>,
+    /// Unix milliseconds: every session minted at or before it is revoked
+    /// (revoke-all is this one write, whatever the number of sessions); 0 = never.
+    pub sessions_revoked_before: u64,
+    /// The stored version this record was read at (0: never stored, or
+    /// stored before versions existed). Every write of a key is conditional
+    /// on it, so a concurrent change is never overwritten.
+    pub version: u64,
 }
 
 impl KeyRecord {
@@ -231,7 +238,15 @@ impl KeyRecord {
             expires_at,
             secret_hash: key.hash(),
             previous_secret: None,
+            sessions_revoked_before: 0,
+            version: 0,
         }
+    }
+
+    /// Whether a session token minted at `minted_ms` was revoked by a
+    /// revoke-all of this key.
+    pub fn revoked_session_minted_at(&self, minted_ms: u64) -> bool {
+        self.sessions_revoked_before > 0 && minted_ms <= self.sessions_revoked_before
     }
 
     /// Whether the key is active and unexpired at `now`.

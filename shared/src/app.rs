@@ -8,7 +8,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::calls::AwsCalls;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, ClockError, SystemClock};
 use crate::config::{Config, TokenPolicy};
 use crate::error::ApiError;
 use crate::keyring::{KeyRing, KeySourceError};
@@ -102,6 +102,12 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(_) => ApiError::unavailable(e),
             StoreError::Internal(_) => ApiError::internal(e),
         }
+    }
+}
+
+impl From<ClockError> for ApiError {
+    fn from(e: ClockError) -> Self {
+        ApiError::unavailable(e)
     }
 }
 

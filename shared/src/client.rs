@@ -35,7 +35,7 @@ pub async fn authenticate(
 ) -> Result<(ApiKey, KeyRecord), ApiError> {
     let key = caller(api_key, audit)?;
     let record = app.store.key(key.id()).await?;
-    let record = admit(record, &key, requirement, app.clock.now())?;
+    let record = admit(record, &key, requirement, app.clock.now()?)?;
     Ok((key, record))
 }
 

@@ -21,6 +21,8 @@ pub struct TokenPolicy {
     pub issuer: String,
     /// The `aud` claim, when configured (`AUDIENCE`).
     pub audience: Option<String>,
+    /// Live sessions a key may hold at once (`MAX_SESSIONS_PER_KEY`).
+    pub max_sessions_per_key: u64,
 }
 
 impl TokenPolicy {
@@ -32,6 +34,7 @@ impl TokenPolicy {
             leeway_seconds: 30,
             issuer: issuer.into(),
             audience: None,
+            max_sessions_per_key: 1000,
         }
     }
 }
@@ -77,7 +80,7 @@ impl Config {
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             signing_secret_arn: env.required("SIGNING_SECRET_ARN")?,
-            signing_key_cache: Duration::from_secs(env.seconds(
+            signing_key_cache: Duration::from_secs(env.number(
                 "SIGNING_KEY_CACHE_SECONDS",
                 300,
                 0..=86_400,
@@ -91,8 +94,8 @@ impl TokenPolicy {
     /// Reads the token settings through `lookup`.
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
-        let ttl_seconds = env.seconds("TOKEN_TTL_SECONDS", 7200, 60..=86_400)?;
-        let refresh_window_seconds = env.seconds("REFRESH_WINDOW_SECONDS", 300, 0..=86_400)?;
+        let ttl_seconds = env.number("TOKEN_TTL_SECONDS", 7200, 60..=86_400)?;
+        let refresh_window_seconds = env.number("REFRESH_WINDOW_SECONDS", 300, 0..=86_400)?;
         // A session keeps one predecessor. With a window over half the
         // lifetime, a second refresh would drop a predecessor that is still
         // live, breaking rule 3 (the predecessor verifies until its expiry).
@@ -105,9 +108,10 @@ impl TokenPolicy {
         Ok(Self {
             ttl_seconds,
             refresh_window_seconds,
-            leeway_seconds: env.seconds("CLOCK_LEEWAY_SECONDS", 30, 0..=300)?,
+            leeway_seconds: env.number("CLOCK_LEEWAY_SECONDS", 30, 0..=300)?,
             issuer: env.required("ISSUER")?,
             audience: env.optional("AUDIENCE"),
+            max_sessions_per_key: env.number("MAX_SESSIONS_PER_KEY", 1000, 1..=10_000_000)?,
         })
     }
 }
@@ -123,7 +127,7 @@ impl Env<'_> {
         self.optional(name).ok_or(ConfigError::Missing(name))
     }
 
-    fn seconds(
+    fn number(
         &self,
         name: &'static str,
         default: u64,
@@ -134,7 +138,7 @@ impl Env<'_> {
         };
         let value: u64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
             name,
-            reason: "must be a whole number of seconds".into(),
+            reason: "must be a whole number".into(),
         })?;
         if !range.contains(&value) {
             return Err(ConfigError::Invalid {
@@ -176,6 +180,21 @@ mod tests {
         assert_eq!(c.tokens.leeway_seconds, 30);
         assert_eq!(c.signing_key_cache, Duration::from_secs(300));
         assert_eq!(c.tokens.audience, None);
+        assert_eq!(c.tokens.max_sessions_per_key, 1000);
+    }
+
+    #[test]
+    fn the_session_cap_is_range_checked() {
+        for (value, ok) in [
+            ("1", true),
+            ("10000000", true),
+            ("0", false),
+            ("10000001", false),
+        ] {
+            let mut vars = BASE.to_vec();
+            vars.push(("MAX_SESSIONS_PER_KEY", value));
+            assert_eq!(config(&vars).is_ok(), ok, "{value}");
+        }
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub enum ApiError {
     /// Login asked for another scope than the session's live token holds (409).
     #[error("session conflict")]
     SessionConflict,
+    /// Login would open a session past `MAX_SESSIONS_PER_KEY` (429); holds
+    /// the seconds until the oldest live session expires (`Retry-After`).
+    #[error("too many sessions")]
+    TooManySessions(u64),
     /// Body over the size cap (413).
     #[error("payload too large")]
     PayloadTooLarge,
@@ -71,6 +75,7 @@ impl ApiError {
             Self::SessionConflict => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
+            Self::TooManySessions(_) => 429,
             Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
         }
@@ -90,6 +95,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::SessionConflict => "session_conflict",
+            Self::TooManySessions(_) => "too_many_sessions",
             Self::Internal(_) => "server_error",
             Self::Unavailable(_) => "temporarily_unavailable",
         }
@@ -107,6 +113,9 @@ impl ApiError {
             Self::MethodNotAllowed(allow) => format!("use {allow}"),
             Self::SessionConflict => {
                 "this session holds a live token with another scope; use another session_id".into()
+            }
+            Self::TooManySessions(_) => {
+                "the API key holds as many live sessions as it may; reuse a session_id, or retry after Retry-After".into()
             }
             Self::PayloadTooLarge => "the body exceeds 16 KiB".into(),
             Self::UnsupportedMediaType => {
@@ -173,6 +182,7 @@ mod tests {
                 "method_not_allowed",
             ),
             (ApiError::SessionConflict, 409, "session_conflict"),
+            (ApiError::TooManySessions(60), 429, "too_many_sessions"),
             (ApiError::PayloadTooLarge, 413, "invalid_request"),
             (ApiError::UnsupportedMediaType, 415, "invalid_request"),
             (ApiError::internal("boom"), 500, "server_error"),

@@ -4,6 +4,7 @@
 //! binaries only wire it to the Lambda runtime. The logic modules ([`login`],
 //! [`verify`], [`revoke`]) know nothing of Lambda or HTTP: [`http`] adapts them.
 
+pub mod admin;
 pub mod api_key;
 pub mod app;
 pub mod authorizer;

@@ -2,13 +2,18 @@
 //!
 //! One read when the session's token is reused (re-signed from the stored
 //! claims, so the bytes are the same); one read and one conditional write when
-//! a token is minted. Concurrent logins race on the conditional write; a loser
-//! reads again and returns the winner's token.
+//! a token is minted, plus a read of the key's session times when the login
+//! opens a session (the `MAX_SESSIONS_PER_KEY` cap). Concurrent logins race on
+//! the conditional write; a loser reads again and returns the winner's token.
+//!
+//! The cap is checked, then the session written: logins racing for a key's
+//! last free places can each pass the check, so a burst may open a few
+//! sessions past the cap (never more than the logins in flight at once).
 
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::api_key::ApiKey;
+use crate::api_key::{ApiKey, KeyRecord};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::scope::Scopes;
@@ -66,7 +71,8 @@ pub async fn login(
         .map_err(|e| ApiError::InvalidScope(e.to_string()))?;
 
     for _ in 0..ATTEMPTS {
-        let now = app.clock.now();
+        let now_ms = app.clock.now_ms()?;
+        let now = now_ms / 1000;
         let (record, stored) = app.store.key_and_session(key.id(), &session).await?;
         let record = record
             .filter(|r| r.authenticates(&key, now))
@@ -81,19 +87,26 @@ pub async fn login(
                 )));
             }
         };
+        // A token minted before a revoke-all is as good as gone.
         let live = stored
             .as_ref()
             .map(|s| &s.current)
-            .filter(|t| now < t.claims.exp);
-        if let Some(current) = live {
-            if Scopes::parse(&current.claims.scope).ok().as_ref() != Some(&scope) {
-                return Err(ApiError::SessionConflict);
+            .filter(|t| now < t.claims.exp && !record.revoked_session_minted_at(t.minted_ms));
+        match live {
+            Some(current) => {
+                if Scopes::parse(&current.claims.scope).ok().as_ref() != Some(&scope) {
+                    return Err(ApiError::SessionConflict);
+                }
+                if let Some(issued) = reuse(app, current, now).await? {
+                    return Ok(issued);
+                }
             }
-            if let Some(issued) = reuse(app, current, now).await? {
-                return Ok(issued);
-            }
+            None => check_session_cap(app, &record, now).await?,
         }
-        let minted = mint(app, &key, &session, &scope, now).await?;
+        // Minted after the cutoff even when this host's clock lags the one
+        // that wrote it, so a login right after a revoke-all verifies.
+        let minted_ms = now_ms.max(record.sessions_revoked_before.saturating_add(1));
+        let minted = mint(app, &key, &session, &scope, now, minted_ms).await?;
         let record = SessionRecord {
             ttl: live
                 .map_or(minted.claims.exp, |prev| {
@@ -139,12 +152,31 @@ async fn issue(app: &App, token: &StoredToken, now: u64) -> Result<Option<Issued
     }))
 }
 
+/// Refuses to open one more session for a key that holds as many live ones
+/// as it may; the answer says when the oldest of them expires.
+async fn check_session_cap(app: &App, record: &KeyRecord, now: u64) -> Result<(), ApiError> {
+    let live: Vec<u64> = app
+        .store
+        .unexpired_sessions(&record.id, now)
+        .await?
+        .into_iter()
+        .filter(|s| !record.revoked_session_minted_at(s.minted_ms))
+        .map(|s| s.exp)
+        .collect();
+    if (live.len() as u64) < app.policy.max_sessions_per_key {
+        return Ok(());
+    }
+    let oldest = live.into_iter().min().unwrap_or(now);
+    Err(ApiError::TooManySessions(oldest.saturating_sub(now)))
+}
+
 async fn mint(
     app: &App,
     key: &ApiKey,
     session: &SessionId,
     scope: &Scopes,
     now: u64,
+    minted_ms: u64,
 ) -> Result<StoredToken, ApiError> {
     let signing = app.keys.keys().await?.current;
     Ok(StoredToken {
@@ -160,5 +192,6 @@ async fn mint(
             scope: scope.to_string(),
         },
         kid: signing.kid().to_owned(),
+        minted_ms,
     })
 }

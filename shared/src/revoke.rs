@@ -1,15 +1,18 @@
 //! Revoke: a token's session, a named session, every session of a key, or the key.
 //!
 //! Revoking a session deletes its item, so neither its current token nor its
-//! predecessor verifies again and the next login mints a new one. Revoking a
-//! key marks it revoked, which every verify reads, and removes its sessions.
-//! Repeating a revoke is harmless. A key whose secret matches may revoke its
-//! own sessions even when it is already revoked or expired: that only ever
-//! takes access away.
+//! predecessor verifies again and the next login mints a new one. Revoking
+//! every session is one write of the key's `sessions_revoked_before`, which
+//! every verify reads; revoking the key marks it revoked. Both are versioned
+//! key writes ([`crate::admin`]), so no concurrent write undoes them; every
+//! revoke is durable before it is acknowledged. Repeating a revoke is
+//! harmless. A key whose secret matches may revoke its own sessions even when
+//! it is already revoked or expired: that only ever takes access away.
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::api_key::{KeyId, KeyStatus};
+use crate::admin;
+use crate::api_key::KeyId;
 use crate::app::App;
 use crate::client::{Requirement, authenticate};
 use crate::error::ApiError;
@@ -89,21 +92,29 @@ pub async fn revoke(
             })
         }
         RevokeRequest::AllSessions { api_key } => {
-            let (key, _) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
+            let (_, record) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
+            let now_ms = app.clock.now_ms()?;
+            let updated = admin::update_from(app.store.as_ref(), record, |r| {
+                admin::revoke_sessions(r, now_ms);
+                Ok::<_, ApiError>(())
+            })
+            .await?;
             Ok(Revoked {
-                sessions: app.store.delete_sessions(key.id()).await?,
+                sessions: admin::sessions_ended(app.store.as_ref(), &updated, now_ms / 1000)
+                    .await?,
                 api_key: false,
             })
         }
         RevokeRequest::Key { api_key } => {
-            let (key, mut record) =
-                authenticate(app, &api_key, Requirement::Possession, audit).await?;
-            if record.status != KeyStatus::Revoked {
-                record.status = KeyStatus::Revoked;
-                app.store.save_key(&record).await?;
-            }
+            let (_, record) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
+            let updated = admin::update_from(app.store.as_ref(), record, |r| {
+                admin::revoke(r);
+                Ok::<_, ApiError>(())
+            })
+            .await?;
             Ok(Revoked {
-                sessions: app.store.delete_sessions(key.id()).await?,
+                sessions: admin::sessions_ended(app.store.as_ref(), &updated, app.clock.now()?)
+                    .await?,
                 api_key: true,
             })
         }

@@ -2,8 +2,10 @@
 //!
 //! The token checks of [`crate::token`] run first, in their fixed order; then
 //! one consistent read of the key and the session: the key must be active and
-//! unexpired, and the session must still hold this token. Any failure to read
-//! that state is a 503, never a yes.
+//! unexpired and still hold every scope of the token, its revoke-all cutoff
+//! must be older than the token's mint time, and the session must still hold
+//! this token. Any failure to read that state (or the clock) is a 503, never
+//! a yes.
 
 use crate::api_key::KeyId;
 use crate::app::App;
@@ -39,7 +41,7 @@ pub async fn verify(
     audit.session_id = Some(claims.sid.clone());
     let (key, session) = owner(&claims)?;
     let state = app.store.key_and_session(&key, &session).await?;
-    backed(claims, state, required.as_ref(), app.clock.now())
+    backed(claims, state, required.as_ref(), app.clock.now()?)
 }
 
 /// The key and session a token names. Ids that cannot exist were never
@@ -52,24 +54,34 @@ pub fn owner(claims: &Claims) -> Result<(KeyId, SessionId), TokenError> {
 }
 
 /// The stateful checks on authentic `claims`, given the stored key and
-/// session they name: the key must be active and unexpired, the session must
-/// still hold this token, and the token must hold every `required` scope.
+/// session they name: the key must be active, unexpired and still hold every
+/// scope of the token (narrowing a key's scopes takes effect at once), the
+/// session must still hold this token, minted after the key's revoke-all
+/// cutoff, and the token must hold every `required` scope.
 pub fn backed(
     claims: Claims,
     (record, stored): KeyAndSession,
     required: Option<&Scopes>,
     now: u64,
 ) -> Result<Verified, ApiError> {
-    let key_usable = record.is_some_and(|r| r.is_usable(now));
-    let session_holds = stored.is_some_and(|s| s.holds(&claims));
-    if !(key_usable && session_holds) {
+    let held = Scopes::parse(&claims.scope).map_err(|_| TokenError::Claims)?;
+    let live = match (&record, &stored) {
+        (Some(record), Some(stored)) => {
+            record.is_usable(now)
+                && held.is_subset(&record.scopes)
+                && stored
+                    .holding(&claims)
+                    .is_some_and(|t| !record.revoked_session_minted_at(t.minted_ms))
+        }
+        _ => false,
+    };
+    if !live {
         return Err(TokenError::Revoked.into());
     }
-    if let Some(required) = required {
-        let held = Scopes::parse(&claims.scope).map_err(|_| TokenError::Claims)?;
-        if !required.is_subset(&held) {
-            return Err(ApiError::InsufficientScope(required.to_string()));
-        }
+    if let Some(required) = required
+        && !required.is_subset(&held)
+    {
+        return Err(ApiError::InsufficientScope(required.to_string()));
     }
     Ok(Verified {
         expires_in: claims.exp.saturating_sub(now),
@@ -87,6 +99,6 @@ pub async fn authentic_claims(app: &App, raw: &str) -> Result<Claims, ApiError> 
         .await?
         .ok_or(TokenError::UnknownKey)?;
     let claims = token::verify_signature(&unverified, &key)?;
-    token::check_claims(&claims, &app.policy, app.clock.now())?;
+    token::check_claims(&claims, &app.policy, app.clock.now()?)?;
     Ok(claims)
 }

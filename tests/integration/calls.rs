@@ -49,8 +49,8 @@ async fn each_operation_stays_within_its_aws_call_budget() {
     );
     assert_eq!(
         calls_of(&t.app, t.login(json!({"api_key": key, "session_id": "b"}))).await,
-        (2, 0),
-        "login minting"
+        (3, 0),
+        "login opening a session: the read, the key's session times, the conditional write"
     );
     assert_eq!(
         calls_of(&t.app, t.verify(&token, Some("read"))).await,
@@ -69,6 +69,15 @@ async fn each_operation_stays_within_its_aws_call_budget() {
         calls_of(&t.app, t.revoke_bearer(&token)).await,
         (1, 0),
         "revoke by token"
+    );
+    assert_eq!(
+        calls_of(
+            &t.app,
+            t.revoke(json!({"api_key": key, "all_sessions": true}))
+        )
+        .await,
+        (3, 0),
+        "revoking every session: the key read, one conditional write, the count of what ended"
     );
 }
 
@@ -124,6 +133,15 @@ async fn a_rejected_token_costs_no_aws_call() {
         dynamodb, 0,
         "a key failing its checksum never reaches the table"
     );
+    assert_eq!(
+        calls_of(
+            &t.app,
+            t.revoke(json!({"api_key": key, "all_sessions": true}))
+        )
+        .await,
+        (3, 0),
+        "revoking every session: the key read, one conditional write, the count of what ended"
+    );
 }
 
 #[tokio::test]
@@ -137,8 +155,8 @@ async fn warming_up_at_init_leaves_the_first_request_only_its_own_call() {
     );
     assert_eq!(
         calls_of(&t.app, t.login(json!({"api_key": key}))).await,
-        (2, 0),
-        "first login after warm-up"
+        (3, 0),
+        "first login after warm-up, opening the default session"
     );
 }
 

@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use auth_shared::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
-use auth_shared::clock::Clock;
 use auth_shared::config::TokenPolicy;
 use auth_shared::session_id::SessionId;
-use auth_shared::store::{KeyAndSession, SessionRecord, Store, StoreError};
+use auth_shared::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 use auth_shared::token::TokenError;
 use auth_tests::{ISSUER, TestApp, TestResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -316,9 +315,9 @@ impl Store for AtomicPuts {
         self.inner.delete_session(key, session, holding)
     }
 
-    fn delete_sessions<'a, 'b, 't>(&'a self, key: &'b KeyId) -> Fut<'t, u64>
+    fn unexpired_sessions<'a, 'b, 't>(&'a self, key: &'b KeyId, now: u64) -> Fut<'t, Vec<SessionTimes>>
     where 'a: 't, 'b: 't, Self: 't {
-        self.inner.delete_sessions(key)
+        self.inner.unexpired_sessions(key, now)
     }
 
     fn list_sessions<'a, 'b, 't>(&'a self, key: &'b KeyId) -> Fut<'t, Vec<SessionRecord>>
@@ -452,7 +451,7 @@ async fn every_unusable_api_key_is_401_invalid_client_with_one_description() {
     assert!(t.store().save_key(&record).await.unwrap());
 
     let expired = t
-        .create_key_expiring("read", Some(t.clock.now() + 60))
+        .create_key_expiring("read", Some(t.clock.seconds() + 60))
         .await;
     t.token(&expired, "default").await;
     t.clock.advance(60);
@@ -487,7 +486,7 @@ async fn a_rotated_api_keys_old_secret_logs_in_during_the_grace_period_and_not_a
     let id = KeyId::parse(key_id(&old)).unwrap();
     let new = ApiKey::regenerate(&id).unwrap();
     let mut record = t.store().key(&id).await.unwrap().unwrap();
-    record.rotate(&new, t.clock.now(), 3600);
+    record.rotate(&new, t.clock.seconds(), 3600);
     assert!(t.store().save_key(&record).await.unwrap());
     let new = exposed(&new);
 

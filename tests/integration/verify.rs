@@ -7,7 +7,6 @@
 //! thing changed, which `error_description` confirms.
 
 use auth_shared::api_key::{KeyId, KeyStatus};
-use auth_shared::clock::Clock;
 use auth_shared::token::{MAX_TOKEN_BYTES, TokenError};
 use auth_tests::{TestApp, TestResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -127,7 +126,7 @@ async fn post_verify(t: &TestApp, headers: &[(&str, &str)], body: &Value) -> Tes
 async fn a_valid_token_shows_its_claims_and_time_left() {
     let t = TestApp::spawn().await;
     let key = t.create_key("read write").await;
-    let issued_at = t.clock.now();
+    let issued_at = t.clock.seconds();
     let token = t.token(&key, "worker-1").await;
     t.clock.advance(100);
 
@@ -232,7 +231,7 @@ async fn assert_forged_claims_refused(change: impl Fn(&mut Value, u64), reason: 
     let (t, _, token) = issued().await;
     let stolen = stolen_key(&t).await;
     let mut claims = claims_of(&token);
-    change(&mut claims, t.clock.now());
+    change(&mut claims, t.clock.seconds());
     let forged = stolen.forge(&stolen.header(), &claims);
     assert_invalid_token(&t.verify(&forged, None).await, reason);
 }
@@ -415,7 +414,7 @@ async fn a_token_is_refused_once_its_key_is_marked_revoked_even_if_its_session_r
 async fn a_token_is_refused_once_its_key_has_expired() {
     let t = TestApp::spawn().await;
     let key = t
-        .create_key_expiring("read", Some(t.clock.now() + 600))
+        .create_key_expiring("read", Some(t.clock.seconds() + 600))
         .await;
     let token = t.token(&key, "default").await;
     assert_eq!(t.verify(&token, None).await.status, 200);
@@ -487,7 +486,7 @@ async fn a_hand_written_session_item_whose_time_has_passed_counts_as_absent() {
     let t = TestApp::spawn().await;
     let key = t.create_key("read").await;
     let stolen = stolen_key(&t).await;
-    let now = t.clock.now();
+    let now = t.clock.seconds();
     let claims = |sid: &str, exp: u64| {
         json!({
             "iss": auth_tests::ISSUER, "sub": key_id(&key), "sid": sid,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use auth_shared::api_key::{ApiKey, KeyRecord};
 use auth_shared::app::{App, aws_sdk_loader};
-use auth_shared::clock::{Clock, ManualClock};
+use auth_shared::clock::ManualClock;
 use auth_shared::config::{Config, TokenPolicy};
 use auth_shared::http::{self, Route};
 use auth_shared::keyring::KeyRing;
@@ -144,7 +144,7 @@ impl TestApp {
             &key,
             "test",
             Scopes::parse(scopes).unwrap(),
-            self.clock.now(),
+            self.clock.seconds(),
             expires_at,
         );
         assert!(self.app.store.create_key(&record).await.unwrap());

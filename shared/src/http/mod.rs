@@ -296,6 +296,9 @@ fn error_response(
         ApiError::Unavailable(_) => {
             headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
+        ApiError::TooManySessions(seconds) => {
+            headers.insert(RETRY_AFTER, HeaderValue::from((*seconds).max(1)));
+        }
         _ => {}
     }
     response

@@ -80,7 +80,7 @@ pub(super) async fn introspect(
         }
         None => (app.store.key(caller_key.id()).await?, None),
     };
-    let now = app.clock.now();
+    let now = app.clock.now()?;
     admit(caller_record, &caller_key, Requirement::Usable, now)?;
     let claims =
         claims.ok_or_else(|| ApiError::InvalidRequest("field token is required".into()))?;

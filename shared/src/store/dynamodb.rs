@@ -2,8 +2,12 @@
 //!
 //! | pk         | sk                   | holds |
 //! |------------|----------------------|-------|
-//! | `KEY#<id>` | `KEY`                | name, secret hash(es), scopes, status, created_at, expires_at |
-//! | `KEY#<id>` | `SESSION#<session>`  | current token's claims and kid, predecessor's (`prev_*`), `ttl` |
+//! | `KEY#<id>` | `KEY`                | name, secret hash(es), scopes, status, created_at, expires_at, sessions_revoked_before, version |
+//! | `KEY#<id>` | `SESSION#<session>`  | current token's claims, kid and minted_ms, predecessor's (`prev_*`), `ttl` |
+//!
+//! Every key write is conditional on the `version` it read and writes the
+//! next one, so no write built from an older read (a rotation racing a
+//! revoke) lands.
 //!
 //! Reads are strongly consistent: a revoke must be seen by the very next verify.
 
@@ -14,12 +18,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
-    KeysAndAttributes, ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
+    ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 
-use super::{KeyAndSession, SessionRecord, Store, StoreError, StoredToken};
+use super::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError, StoredToken};
 use crate::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
 use crate::scope::Scopes;
 use crate::session_id::SessionId;
@@ -29,8 +32,6 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Attempts at items DynamoDB returns as unprocessed (throttling) before giving up.
 const UNPROCESSED_ATTEMPTS: u32 = 4;
-/// BatchWriteItem's limit.
-const BATCH_WRITE_MAX: usize = 25;
 
 /// [`Store`] on a DynamoDB table.
 #[derive(Clone)]
@@ -119,55 +120,17 @@ impl DynamoDbStore {
         Ok((records, stored))
     }
 
-    async fn batch_delete(&self, keys: Vec<Item>) -> Result<(), StoreError> {
-        for chunk in keys.chunks(BATCH_WRITE_MAX) {
-            let mut requests = chunk
-                .iter()
-                .map(|key| {
-                    DeleteRequest::builder()
-                        .set_key(Some(key.clone()))
-                        .build()
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(internal)?;
-            for attempt in 0..UNPROCESSED_ATTEMPTS {
-                if requests.is_empty() {
-                    break;
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.table))
-                    .unwrap_or_default();
-            }
-            if !requests.is_empty() {
-                return Err(StoreError::Unavailable(
-                    "write throttled: items left unprocessed".into(),
-                ));
-            }
-        }
-        Ok(())
-    }
-
+    /// A key's session items, every page; with `unexpired_at`, only those
+    /// whose current token expires after it, and only their times.
     async fn query_sessions(
         &self,
         key: &KeyId,
-        projection: Option<&str>,
+        unexpired_at: Option<u64>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let request = self
                 .client
                 .query()
                 .table_name(&self.table)
@@ -175,11 +138,16 @@ impl DynamoDbStore {
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", s(key_pk(key)))
                 .expression_attribute_values(":prefix", s(SESSION_PREFIX))
-                .set_projection_expression(projection.map(str::to_owned))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
+                .set_exclusive_start_key(start);
+            let request = match unexpired_at {
+                None => request,
+                Some(now) => request
+                    .filter_expression("#exp > :now")
+                    .projection_expression("#exp, minted_ms")
+                    .expression_attribute_names("#exp", "exp")
+                    .expression_attribute_values(":now", n(now)),
+            };
+            let out = request.send().await.map_err(unavailable)?;
             items.extend(out.items.unwrap_or_default());
             start = out.last_evaluated_key;
             if start.is_none() {
@@ -266,23 +234,28 @@ impl Store for DynamoDbStore {
         }
     }
 
-    async fn delete_sessions(&self, key: &KeyId) -> Result<u64, StoreError> {
-        let keys: Vec<Item> = self
-            .query_sessions(key, Some("pk, sk"))
-            .await?
-            .into_iter()
-            .filter_map(|item| Some(primary(key_pk(key), item.get("sk")?.as_s().ok()?.clone())))
-            .collect();
-        let count = keys.len() as u64;
-        self.batch_delete(keys).await?;
-        Ok(count)
-    }
-
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
         self.query_sessions(key, None)
             .await?
             .iter()
             .map(decode_session)
+            .collect()
+    }
+
+    async fn unexpired_sessions(
+        &self,
+        key: &KeyId,
+        now: u64,
+    ) -> Result<Vec<SessionTimes>, StoreError> {
+        self.query_sessions(key, Some(now))
+            .await?
+            .iter()
+            .map(|item| {
+                Ok(SessionTimes {
+                    exp: get_n(item, "exp")?,
+                    minted_ms: opt_n(item, "minted_ms")?.unwrap_or(0),
+                })
+            })
             .collect()
     }
 
@@ -300,11 +273,22 @@ impl Store for DynamoDbStore {
     }
 
     async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        self.put_key(record, "attribute_not_exists(pk)").await
+        self.put_key(record, "attribute_not_exists(pk)", None).await
     }
 
     async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        self.put_key(record, "attribute_exists(pk)").await
+        // Items written before versions existed have none: version 0.
+        match record.version {
+            0 => {
+                self.put_key(
+                    record,
+                    "attribute_exists(pk) AND attribute_not_exists(version)",
+                    None,
+                )
+                .await
+            }
+            v => self.put_key(record, "version = :v", Some(v)).await,
+        }
     }
 
     async fn warm_up(&self) -> Result<(), StoreError> {
@@ -347,15 +331,25 @@ impl Store for DynamoDbStore {
 }
 
 impl DynamoDbStore {
-    async fn put_key(&self, record: &KeyRecord, condition: &str) -> Result<bool, StoreError> {
-        let result = self
+    /// Writes `record` at its next version under `condition`, which may
+    /// name the version read as `:v`.
+    async fn put_key(
+        &self,
+        record: &KeyRecord,
+        condition: &str,
+        read_version: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(encode_key(record)))
-            .condition_expression(condition)
-            .send()
-            .await;
+            .set_item(Some(encode_key(record)?))
+            .condition_expression(condition);
+        let request = match read_version {
+            None => request,
+            Some(v) => request.expression_attribute_values(":v", n(v)),
+        };
+        let result = request.send().await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
@@ -476,8 +470,19 @@ where
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
-fn encode_key(r: &KeyRecord) -> Item {
+fn encode_key(r: &KeyRecord) -> Result<Item, StoreError> {
+    let version = r
+        .version
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Internal("key version overflow".into()))?;
     let mut item = primary(key_pk(&r.id), KEY_SK.into());
+    item.insert("version".into(), n(version));
+    if r.sessions_revoked_before > 0 {
+        item.insert(
+            "sessions_revoked_before".into(),
+            n(r.sessions_revoked_before),
+        );
+    }
     item.insert("name".into(), s(&r.name));
     item.insert("scopes".into(), s(r.scopes.to_string()));
     item.insert("status".into(), s(r.status.as_str()));
@@ -490,7 +495,7 @@ fn encode_key(r: &KeyRecord) -> Item {
         item.insert("prev_secret_hash".into(), s(&hash.0));
         item.insert("prev_secret_until".into(), n(*until));
     }
-    item
+    Ok(item)
 }
 
 fn decode_key(item: &Item) -> Result<KeyRecord, StoreError> {
@@ -516,6 +521,8 @@ fn decode_key(item: &Item) -> Result<KeyRecord, StoreError> {
         expires_at: opt_n(item, "expires_at")?,
         secret_hash: SecretHash(get_s(item, "secret_hash")?.to_owned()),
         previous_secret,
+        sessions_revoked_before: opt_n(item, "sessions_revoked_before")?.unwrap_or(0),
+        version: opt_n(item, "version")?.unwrap_or(0),
     })
 }
 
@@ -538,6 +545,7 @@ fn put_token(item: &mut Item, prefix: &str, t: &StoredToken) {
     item.insert(format!("{prefix}iat"), n(c.iat));
     item.insert(format!("{prefix}exp"), n(c.exp));
     item.insert(format!("{prefix}kid"), s(&t.kid));
+    item.insert(format!("{prefix}minted_ms"), n(t.minted_ms));
     item.insert(format!("{prefix}scope"), s(&c.scope));
     item.insert(format!("{prefix}iss"), s(&c.iss));
     if let Some(aud) = &c.aud {
@@ -579,6 +587,7 @@ fn get_token(item: &Item, prefix: &str, sub: &str, sid: &str) -> Result<StoredTo
             scope: get_s(item, &field("scope"))?.to_owned(),
         },
         kid: get_s(item, &field("kid"))?.to_owned(),
+        minted_ms: opt_n(item, &field("minted_ms"))?.unwrap_or(0),
     })
 }
 
@@ -636,11 +645,13 @@ mod tests {
                 ..claims.clone()
             },
             kid: "v0".into(),
+            minted_ms: 1_000,
         };
         SessionRecord {
             current: StoredToken {
                 claims,
                 kid: "v1".into(),
+                minted_ms: 2_000,
             },
             previous: Some(previous),
             ttl: 7240,

@@ -24,6 +24,12 @@ pub struct StoredToken {
     pub claims: Claims,
     /// The signing key id.
     pub kid: String,
+    /// When it was minted, in Unix milliseconds: compared with the key's
+    /// `sessions_revoked_before` (a token's `iat` is whole seconds, too
+    /// coarse for a login in the same second as a revoke-all). Sessions
+    /// stored before this field existed read as 0, revoked by any revoke-all.
+    #[serde(default)]
+    pub minted_ms: u64,
 }
 
 impl StoredToken {
@@ -62,8 +68,24 @@ impl SessionRecord {
     /// or its predecessor. Callers check the token's own `exp` first, which is
     /// also the predecessor's expiry, so a predecessor only counts until then.
     pub fn holds(&self, claims: &Claims) -> bool {
-        self.current.is(claims) || self.previous.as_ref().is_some_and(|p| p.is(claims))
+        self.holding(claims).is_some()
     }
+
+    /// The stored token with these claims: the current one or its predecessor.
+    pub fn holding(&self, claims: &Claims) -> Option<&StoredToken> {
+        std::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .find(|t| t.is(claims))
+    }
+}
+
+/// The times of a stored session, all that counting a key's sessions needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimes {
+    /// Expiry of its current token, Unix seconds.
+    pub exp: u64,
+    /// When its current token was minted, Unix milliseconds.
+    pub minted_ms: u64,
 }
 
 /// A backend failure.
@@ -118,19 +140,28 @@ pub trait Store: Send + Sync {
         holding: Option<&str>,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes every session of a key; returns how many.
-    async fn delete_sessions(&self, key: &KeyId) -> Result<u64, StoreError>;
-
     /// Every stored session of a key, expired ones included.
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// The times of a key's sessions whose current token expires after
+    /// `now` (seconds), without the rest of each item: for the session cap
+    /// and for counting what a revoke-all ended.
+    async fn unexpired_sessions(
+        &self,
+        key: &KeyId,
+        now: u64,
+    ) -> Result<Vec<SessionTimes>, StoreError>;
 
     /// A key alone.
     async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
 
-    /// Stores a new key; `false` if the id is taken.
+    /// Stores a new key at version 1; `false` if the id is taken.
     async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError>;
 
-    /// Overwrites an existing key (revoke, rotate); `false` if there is none.
+    /// Overwrites a key with `record` at version `record.version + 1`, only
+    /// if the stored key is still at `record.version` (the version it was
+    /// read at); `false` if another write came first or there is no key.
+    /// Callers go through [`crate::keys::update`], which retries.
     async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError>;
 
     /// Every key (admin listing).

@@ -7,40 +7,53 @@
 //! synchronously under a connection's mutex: a thread hop would cost more
 //! than the query.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard, TryLockError};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{KeyAndSession, SessionRecord, Store, StoreError};
+use super::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 use crate::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
 use crate::scope::Scopes;
 use crate::session_id::SessionId;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER,
-    secret_hash TEXT NOT NULL,
-    prev_secret_hash TEXT,
-    prev_secret_until INTEGER
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    key_id TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    jti TEXT NOT NULL,
-    prev_jti TEXT,
-    ttl INTEGER NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (key_id, session_id)
-) WITHOUT ROWID;
-";
+/// The schema, one step per `PRAGMA user_version`: step `i` takes a file at
+/// version `i` to `i + 1`. Files made before versions existed are at 0 with
+/// the first step's tables already there, which `IF NOT EXISTS` allows.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        secret_hash TEXT NOT NULL,
+        prev_secret_hash TEXT,
+        prev_secret_until INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS sessions (
+        key_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        prev_jti TEXT,
+        ttl INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (key_id, session_id)
+    ) WITHOUT ROWID;",
+    // Versioned key writes and revoke-all; session times as columns, so the
+    // session cap and the sweep of expired sessions need not decode records.
+    "ALTER TABLE keys ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE keys ADD COLUMN sessions_revoked_before INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN exp INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN minted_ms INTEGER NOT NULL DEFAULT 0;
+    UPDATE sessions SET
+        exp = coalesce(json_extract(record, '$.current.claims.exp'), 0),
+        minted_ms = coalesce(json_extract(record, '$.current.minted_ms'), 0);
+    CREATE INDEX sessions_by_ttl ON sessions (ttl);",
+];
 
 /// The most each connection caches, in KiB (SQLite's negative form): enough
 /// for the pages a few hundred thousand sessions touch. Only what is used is
@@ -48,8 +61,8 @@ CREATE TABLE IF NOT EXISTS sessions (
 const CACHE_KIB: i64 = 64 << 10;
 
 /// The `keys` columns every key read selects, in [`raw_key`]'s order.
-const KEY_COLUMNS: &str = "id, name, scopes, status, created_at, expires_at, secret_hash, prev_secret_hash, prev_secret_until";
-const KEY_COLUMN_COUNT: usize = 9;
+const KEY_COLUMNS: &str = "id, name, scopes, status, created_at, expires_at, secret_hash, prev_secret_hash, prev_secret_until, sessions_revoked_before, version";
+const KEY_COLUMN_COUNT: usize = 11;
 
 /// [`Store`] on a SQLite file.
 ///
@@ -65,18 +78,59 @@ const KEY_COLUMN_COUNT: usize = 9;
 /// WAL mode lets those readers work beside the writer, and every read
 /// transaction starts after the writes that returned before it, so a revoke
 /// shows on the very next verify.
+///
+/// Durability: a session write is durable against a process crash
+/// (`synchronous=NORMAL` in WAL mode); a key write or a session delete (every
+/// revoke) also against power loss (`synchronous=FULL` for that commit).
+///
+/// The WAL stays bounded: the background checkpoints are PASSIVE and
+/// starve while readers keep old snapshots open, so once the WAL passes
+/// [`Options::wal_limit`] the writer itself runs a TRUNCATE checkpoint before
+/// its next write (readers here hold a snapshot for microseconds, so it
+/// completes at once); dropping the store truncates it too.
 pub struct SqliteStore {
     writer: tokio::sync::Mutex<Connection>,
     queued: Mutex<Vec<QueuedPut>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    wal: PathBuf,
+    options: Options,
+    /// Unix seconds of the next sweep of expired sessions.
+    next_sweep: AtomicU64,
     /// Dropping it stops the checkpointer thread.
-    _checkpointer: std::sync::mpsc::Sender<()>,
+    checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
 
+/// Tuning of a [`SqliteStore`]; the defaults suit `authctl serve`.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// WAL size in bytes past which the writer truncates it.
+    pub wal_limit: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            wal_limit: 32 << 20,
+        }
+    }
+}
+
+/// How often expired sessions are swept, at most.
+const SWEEP_EVERY_SECONDS: u64 = 1;
+/// Sessions one sweep deletes at most: a sweep holds the writer, so it is
+/// kept short; a full batch sweeps again on the next write.
+const SWEEP_BATCH: i64 = 2000;
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, with default options.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Options::default())
+    }
+
+    /// Opens (creating if needed) the database at `path` and brings its
+    /// schema up to date.
+    pub fn open_with(path: &Path, options: Options) -> Result<Self, StoreError> {
         let writer = connect(path)?;
         // WAL lets readers and one writer work at once across processes; it is
         // a property of the file, so the writer sets it once.
@@ -86,16 +140,22 @@ impl SqliteStore {
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
-        // The writer never checkpoints: a checkpoint copies the WAL into the
-        // file and syncs both, and on the writer every login queued behind
-        // it would wait for the disk. A thread of its own does it instead.
+        // The writer never checkpoints on its own: a checkpoint copies the WAL
+        // into the file and syncs both, and on the writer every login queued
+        // behind it would wait for the disk. A thread of its own does it
+        // instead, and the writer only steps in to bound the WAL.
         writer
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(unavailable)?;
-        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        writer
+            .pragma_update(None, "journal_size_limit", to_i64(options.wal_limit)?)
+            .map_err(unavailable)?;
+        migrate(&writer)?;
         let readers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(2, MAX_READERS);
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         Ok(Self {
             writer: tokio::sync::Mutex::new(writer),
             queued: Mutex::new(Vec::new()),
@@ -103,19 +163,67 @@ impl SqliteStore {
                 .map(|_| connect(path).map(Mutex::new))
                 .collect::<Result<_, _>>()?,
             next_reader: AtomicUsize::new(0),
-            _checkpointer: spawn_checkpointer(connect(path)?)?,
+            wal: PathBuf::from(wal),
+            options,
+            next_sweep: AtomicU64::new(0),
+            checkpointer: Some(spawn_checkpointer(connect(path)?)?),
         })
     }
 
     /// The writer, once every queued session write has been committed: a
     /// write made after a login's queued one (a revoke, say) lands after it.
+    /// Housekeeping that needs the writer (bounding the WAL, sweeping expired
+    /// sessions) runs here, between writes.
     async fn writer(&self) -> tokio::sync::MutexGuard<'_, Connection> {
         let conn = self.writer.lock().await;
         let queued = std::mem::take(&mut *lock(&self.queued));
         if !queued.is_empty() {
             commit_puts(&conn, queued);
         }
+        self.bound_wal(&conn);
+        self.sweep(&conn);
         conn
+    }
+
+    /// Truncates the WAL once it has grown past the limit.
+    fn bound_wal(&self, conn: &Connection) {
+        let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        if size > self.options.wal_limit {
+            // Busy (another checkpoint running, or a reader of another
+            // process holding an old snapshot): the next write tries again.
+            if let Err(e) = truncate_wal(conn) {
+                tracing::debug!(error = %e, size, "WAL truncation deferred");
+            }
+        }
+    }
+
+    /// Deletes a batch of sessions whose TTL has passed, at most once per
+    /// [`SWEEP_EVERY_SECONDS`] unless the last batch was full. DynamoDB does
+    /// the same by TTL; readers never rely on either.
+    fn sweep(&self, conn: &Connection) {
+        let Ok(now) = crate::clock::Clock::now(&crate::clock::SystemClock) else {
+            return;
+        };
+        if now < self.next_sweep.load(Ordering::Relaxed) {
+            return;
+        }
+        let swept = to_i64(now).map_err(|e| e.to_string()).and_then(|now| {
+            conn.prepare_cached(
+                "DELETE FROM sessions WHERE (key_id, session_id) IN
+                 (SELECT key_id, session_id FROM sessions WHERE ttl < ?1 LIMIT ?2)",
+            )
+            .and_then(|mut s| s.execute(params![now, SWEEP_BATCH]))
+            .map_err(|e| e.to_string())
+        });
+        let again = match swept {
+            Ok(n) if n as i64 >= SWEEP_BATCH => now,
+            Ok(_) => now.saturating_add(SWEEP_EVERY_SECONDS),
+            Err(e) => {
+                tracing::warn!(error = %e, "sweep of expired sessions failed; retrying");
+                now.saturating_add(SWEEP_EVERY_SECONDS)
+            }
+        };
+        self.next_sweep.store(again, Ordering::Relaxed);
     }
 
     /// A free reader, or (all busy) the next one in turn.
@@ -130,6 +238,70 @@ impl SqliteStore {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         lock(&self.readers[i])
     }
+}
+
+impl Drop for SqliteStore {
+    /// Leaves no WAL behind: the checkpointer stops, then the writer copies
+    /// what is left into the file and truncates the WAL to nothing.
+    fn drop(&mut self) {
+        drop(self.checkpointer.take());
+        let conn = self.writer.get_mut();
+        let queued = std::mem::take(&mut *lock(&self.queued));
+        if !queued.is_empty() {
+            commit_puts(conn, queued);
+        }
+        if let Err(e) = truncate_wal(conn) {
+            tracing::warn!(error = %e, "WAL not truncated on close");
+        }
+    }
+}
+
+/// Applies the [`MIGRATIONS`] a file lacks, all in one transaction, so two
+/// processes opening one file at once migrate it once.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(unavailable)?;
+    let known = MIGRATIONS.len();
+    let at = usize::try_from(version).unwrap_or(usize::MAX);
+    if at > known {
+        return Err(StoreError::Internal(format!(
+            "the database is at schema version {at}; this build knows {known}: upgrade authctl"
+        )));
+    }
+    for step in MIGRATIONS.iter().skip(at) {
+        tx.execute_batch(step).map_err(unavailable)?;
+    }
+    tx.pragma_update(None, "user_version", known as i64)
+        .map_err(unavailable)?;
+    tx.commit().map_err(unavailable)
+}
+
+/// A TRUNCATE checkpoint: the WAL copied into the file and cut to nothing.
+fn truncate_wal(conn: &Connection) -> Result<(), String> {
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+        .map_err(|e| e.to_string())?;
+    match busy {
+        0 => Ok(()),
+        _ => Err("readers or another checkpoint in the way".into()),
+    }
+}
+
+/// Runs `write` as one commit synced to disk (`synchronous=FULL`), for what
+/// must survive power loss: a revoke, a key change.
+fn durably<T>(
+    conn: &Connection,
+    write: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(unavailable)?;
+    let written = write(conn);
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(unavailable)?;
+    written
 }
 
 /// Readers at most, whatever the CPU count.
@@ -210,13 +382,16 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let record =
             serde_json::to_string(session).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let current = &session.current;
         let (reply, written) = tokio::sync::oneshot::channel();
         lock(&self.queued).push(QueuedPut {
             key_id: session.key_id().to_owned(),
             session_id: session.session_id().to_owned(),
-            jti: session.current.claims.jti.clone(),
+            jti: current.claims.jti.clone(),
             prev_jti: session.previous.as_ref().map(|p| p.claims.jti.clone()),
             ttl: to_i64(session.ttl)?,
+            exp: to_i64(current.claims.exp)?,
+            minted_ms: to_i64(current.minted_ms)?,
             record,
             replaces: replaces.map(str::to_owned),
             reply,
@@ -235,28 +410,15 @@ impl Store for SqliteStore {
         session: &SessionId,
         holding: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let deleted = self
-            .writer()
-            .await
-            .execute(
+        let deleted = durably(&*self.writer().await, |conn| {
+            conn.execute(
                 "DELETE FROM sessions WHERE key_id = ?1 AND session_id = ?2
                  AND (?3 IS NULL OR jti = ?3 OR prev_jti = ?3)",
                 params![key.as_str(), session.as_str(), holding],
             )
-            .map_err(unavailable)?;
+            .map_err(unavailable)
+        })?;
         Ok(deleted > 0)
-    }
-
-    async fn delete_sessions(&self, key: &KeyId) -> Result<u64, StoreError> {
-        let deleted = self
-            .writer()
-            .await
-            .execute(
-                "DELETE FROM sessions WHERE key_id = ?1",
-                params![key.as_str()],
-            )
-            .map_err(unavailable)?;
-        Ok(deleted as u64)
     }
 
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
@@ -272,25 +434,58 @@ impl Store for SqliteStore {
         records.iter().map(|r| decode_session(r)).collect()
     }
 
+    async fn unexpired_sessions(
+        &self,
+        key: &KeyId,
+        now: u64,
+    ) -> Result<Vec<SessionTimes>, StoreError> {
+        let conn = self.reader();
+        let mut statement = conn
+            .prepare_cached("SELECT exp, minted_ms FROM sessions WHERE key_id = ?1 AND exp > ?2")
+            .map_err(unavailable)?;
+        let rows = statement
+            .query_map(params![key.as_str(), to_i64(now)?], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+            })
+            .map_err(unavailable)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(exp, minted_ms)| {
+                let time = |v: i64| {
+                    u64::try_from(v)
+                        .map_err(|_| StoreError::Internal("corrupt session row: time".into()))
+                };
+                Ok(SessionTimes {
+                    exp: time(exp)?,
+                    minted_ms: time(minted_ms)?,
+                })
+            })
+            .collect()
+    }
+
     async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         read_key(&self.reader(), key)
     }
 
     async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        let conn = self.writer().await;
         let sql = format!(
-            "INSERT OR IGNORE INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            "INSERT OR IGNORE INTO keys ({KEY_COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 + 1)"
         );
-        let inserted = execute_key(&conn, &sql, record)?;
+        let inserted = durably(&*self.writer().await, |conn| {
+            execute_key(conn, &sql, record)
+        })?;
         Ok(inserted == 1)
     }
 
     async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        let conn = self.writer().await;
-        let sql =
-            "UPDATE keys SET name = ?2, scopes = ?3, status = ?4, created_at = ?5, expires_at = ?6,
-                   secret_hash = ?7, prev_secret_hash = ?8, prev_secret_until = ?9 WHERE id = ?1";
-        Ok(execute_key(&conn, sql, record)? == 1)
+        let sql = "UPDATE keys SET name = ?2, scopes = ?3, status = ?4, created_at = ?5,
+                   expires_at = ?6, secret_hash = ?7, prev_secret_hash = ?8,
+                   prev_secret_until = ?9, sessions_revoked_before = ?10, version = ?11 + 1
+                   WHERE id = ?1 AND version = ?11";
+        let updated = durably(&*self.writer().await, |conn| execute_key(conn, sql, record))?;
+        Ok(updated == 1)
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -316,6 +511,8 @@ struct QueuedPut {
     jti: String,
     prev_jti: Option<String>,
     ttl: i64,
+    exp: i64,
+    minted_ms: i64,
     record: String,
     /// The stored jti it replaces; `None`: only if there is no session.
     replaces: Option<String>,
@@ -357,8 +554,8 @@ fn put_one(conn: &Connection, put: &QueuedPut) -> rusqlite::Result<bool> {
     let changed = match &put.replaces {
         None => conn
             .prepare_cached(
-                "INSERT INTO sessions (key_id, session_id, jti, prev_jti, ttl, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO sessions (key_id, session_id, jti, prev_jti, ttl, record, exp, minted_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (key_id, session_id) DO NOTHING",
             )?
             .execute(params![
@@ -368,11 +565,14 @@ fn put_one(conn: &Connection, put: &QueuedPut) -> rusqlite::Result<bool> {
                 put.prev_jti,
                 put.ttl,
                 put.record,
+                put.exp,
+                put.minted_ms,
             ])?,
         Some(jti) => conn
             .prepare_cached(
-                "UPDATE sessions SET jti = ?3, prev_jti = ?4, ttl = ?5, record = ?6
-                 WHERE key_id = ?1 AND session_id = ?2 AND jti = ?7",
+                "UPDATE sessions SET jti = ?3, prev_jti = ?4, ttl = ?5, record = ?6,
+                 exp = ?7, minted_ms = ?8
+                 WHERE key_id = ?1 AND session_id = ?2 AND jti = ?9",
             )?
             .execute(params![
                 put.key_id,
@@ -381,6 +581,8 @@ fn put_one(conn: &Connection, put: &QueuedPut) -> rusqlite::Result<bool> {
                 put.prev_jti,
                 put.ttl,
                 put.record,
+                put.exp,
+                put.minted_ms,
                 jti,
             ])?,
     };
@@ -481,6 +683,8 @@ fn execute_key(conn: &Connection, sql: &str, r: &KeyRecord) -> Result<usize, Sto
             r.secret_hash.0,
             previous.map(|(hash, _)| hash.0.as_str()),
             previous.map(|(_, until)| to_i64(*until)).transpose()?,
+            to_i64(r.sessions_revoked_before)?,
+            to_i64(r.version)?,
         ],
     )
     .map_err(unavailable)
@@ -498,6 +702,8 @@ struct RawKey {
     secret_hash: String,
     prev_secret_hash: Option<String>,
     prev_secret_until: Option<i64>,
+    sessions_revoked_before: i64,
+    version: i64,
 }
 
 /// The key in `row`'s first columns; `None` where a join found no key.
@@ -520,6 +726,8 @@ fn raw_key_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<RawKey>> {
         secret_hash: row.get(at + 6)?,
         prev_secret_hash: row.get(at + 7)?,
         prev_secret_until: row.get(at + 8)?,
+        sessions_revoked_before: row.get(at + 9)?,
+        version: row.get(at + 10)?,
     }))
 }
 
@@ -539,6 +747,8 @@ impl RawKey {
                 (Some(hash), Some(until)) => Some((SecretHash(hash), time(until)?)),
                 _ => None,
             },
+            sessions_revoked_before: time(self.sessions_revoked_before)?,
+            version: time(self.version).map_err(|_| corrupt("version"))?,
         })
     }
 }
