@@ -90,8 +90,11 @@ pub fn revoke(record: &mut KeyRecord) {
 }
 
 /// Ends every session minted up to `now_ms`: one write, whatever their number.
+/// Logins mint after the cutoff even within its millisecond (see
+/// [`crate::login`]), so the cutoff moves at least one past the last one and
+/// also ends those.
 pub fn revoke_sessions(record: &mut KeyRecord, now_ms: u64) {
-    record.sessions_revoked_before = record.sessions_revoked_before.max(now_ms);
+    record.sessions_revoked_before = now_ms.max(record.sessions_revoked_before.saturating_add(1));
 }
 
 /// Why a key cannot be rotated.

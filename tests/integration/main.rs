@@ -16,5 +16,6 @@ mod outages;
 mod revoke;
 mod rotation;
 mod smoke;
+mod sticky;
 mod store_contract;
 mod verify;

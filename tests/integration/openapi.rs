@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use auth_shared::config::TokenPolicy;
 use auth_shared::http::Route;
 use auth_shared::store::dynamodb::DynamoDbStore;
 use auth_tests::{TestApp, TestResponse, dead_endpoint};
@@ -349,6 +350,26 @@ async fn outages(spec: &Spec) -> Answers {
     run(spec, &t, Route::ALL, backend_calls(&key, &token)).await
 }
 
+/// 429 from the operations that open sessions: the key holds its one session.
+async fn capped(spec: &Spec) -> Answers {
+    let t = TestApp::spawn_with(TokenPolicy {
+        max_sessions_per_key: 1,
+        ..TokenPolicy::with_issuer(auth_tests::ISSUER)
+    })
+    .await;
+    let key = t.create_key("read").await;
+    t.token(&key, "only").await;
+    let calls = vec![
+        post_json("/auth/login", json!({"api_key": key, "session_id": "more"})),
+        post_form(
+            "/oauth2/token",
+            Some(&basic(&key)),
+            "grant_type=client_credentials&session_id=more",
+        ),
+    ];
+    run(spec, &t, Route::ALL, calls).await
+}
+
 /// One call per operation that needs the key's state, with good credentials.
 fn backend_calls(key: &str, token: &str) -> Vec<Call> {
     let auth = basic(key);
@@ -374,9 +395,18 @@ fn backend_calls(key: &str, token: &str) -> Vec<Call> {
 #[tokio::test]
 async fn every_documented_answer_is_one_the_handler_really_gives() {
     let spec = Spec::load();
-    let (clients, bugs, down) =
-        tokio::join!(client_answers(&spec), server_errors(&spec), outages(&spec));
-    let seen: Answers = clients.into_iter().chain(bugs).chain(down).collect();
+    let (clients, bugs, down, full) = tokio::join!(
+        client_answers(&spec),
+        server_errors(&spec),
+        outages(&spec),
+        capped(&spec)
+    );
+    let seen: Answers = clients
+        .into_iter()
+        .chain(bugs)
+        .chain(down)
+        .chain(full)
+        .collect();
     let unseen: Vec<_> = spec.answers().difference(&seen).cloned().collect();
     assert!(
         unseen.is_empty(),

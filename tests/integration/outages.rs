@@ -156,3 +156,25 @@ async fn a_signing_secret_of_the_wrong_shape_is_500_server_error_not_a_token() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_host_clock_outside_any_plausible_time_is_503_never_a_token_or_a_yes() {
+    let t = TestApp::spawn().await;
+    let key = t.create_key("read").await;
+    let token = t.token(&key, "a").await;
+    t.clock.set(0);
+    let answers = [
+        t.login(json!({"api_key": key, "session_id": "b"})).await,
+        t.verify(&token, None).await,
+        t.revoke(json!({"api_key": key, "all_sessions": true}))
+            .await,
+    ];
+    for r in answers {
+        assert_eq!(
+            (r.status, r.error(), r.header("retry-after")),
+            (503, "temporarily_unavailable", Some("1")),
+            "{:?}",
+            r.body
+        );
+    }
+}

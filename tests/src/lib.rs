@@ -18,6 +18,7 @@ use auth_shared::scope::Scopes;
 use auth_shared::secrets::SecretsManagerKeySource;
 use auth_shared::store::Store;
 use auth_shared::store::dynamodb::create_table;
+use auth_shared::store::sqlite::SqliteStore;
 use aws_config::SdkConfig;
 use lambda_http::Body;
 use lambda_http::http::{HeaderMap, Method};
@@ -67,6 +68,8 @@ pub struct TestApp {
     pub table: String,
     /// This test's signing secret (ARN).
     pub secret_arn: String,
+    /// The directory of an embedded store, deleted with the app.
+    pub data_dir: Option<tempfile::TempDir>,
 }
 
 /// A response as a client sees it.
@@ -124,7 +127,26 @@ impl TestApp {
             sdk,
             table,
             secret_arn,
+            data_dir: None,
         }
+    }
+
+    /// A service with `policy` on the embedded SQLite store (signing keys
+    /// still from moto's Secrets Manager).
+    pub async fn spawn_sqlite_with(policy: TokenPolicy) -> Self {
+        let mut t = Self::spawn_with(policy).await;
+        let dir = tempfile::tempdir().unwrap();
+        t.app.store = Arc::new(SqliteStore::open(&dir.path().join("auth.db")).unwrap());
+        t.data_dir = Some(dir);
+        t
+    }
+
+    /// The same service on each store, named: DynamoDB (moto) and SQLite.
+    pub async fn on_both_stores(policy: TokenPolicy) -> Vec<(&'static str, Self)> {
+        vec![
+            ("dynamodb", Self::spawn_with(policy.clone()).await),
+            ("sqlite", Self::spawn_sqlite_with(policy).await),
+        ]
     }
 
     /// This app's configuration, for a second environment on the same table and secret.
