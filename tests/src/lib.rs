@@ -3,7 +3,13 @@
 //! parallel and in any order. `scripts/test` starts moto and sets
 //! `AWS_ENDPOINT_URL`; nothing here is a mock.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

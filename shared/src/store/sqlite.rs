@@ -227,16 +227,21 @@ impl SqliteStore {
     }
 
     /// A free reader, or (all busy) the next one in turn.
-    fn reader(&self) -> MutexGuard<'_, Connection> {
+    fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         for reader in &self.readers {
             match reader.try_lock() {
-                Ok(guard) => return guard,
-                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Ok(guard) => return Ok(guard),
+                Err(TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
                 Err(TryLockError::WouldBlock) => {}
             }
         }
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        lock(&self.readers[i])
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        self.readers
+            .iter()
+            .cycle()
+            .nth(turn % MAX_READERS)
+            .map(lock)
+            .ok_or_else(|| StoreError::Internal("the store has no readers".into()))
     }
 }
 
@@ -363,7 +368,7 @@ impl Store for SqliteStore {
         key: &KeyId,
         session: &SessionId,
     ) -> Result<KeyAndSession, StoreError> {
-        Ok(read_state(&self.reader(), None, key, session)?.1)
+        Ok(read_state(&*self.reader()?, None, key, session)?.1)
     }
 
     async fn caller_key_and_session(
@@ -372,7 +377,7 @@ impl Store for SqliteStore {
         key: &KeyId,
         session: &SessionId,
     ) -> Result<(Option<KeyRecord>, KeyAndSession), StoreError> {
-        read_state(&self.reader(), Some(caller), key, session)
+        read_state(&*self.reader()?, Some(caller), key, session)
     }
 
     async fn put_session(
@@ -422,7 +427,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut statement = conn
             .prepare_cached("SELECT record FROM sessions WHERE key_id = ?1 ORDER BY session_id")
             .map_err(unavailable)?;
@@ -439,7 +444,7 @@ impl Store for SqliteStore {
         key: &KeyId,
         now: u64,
     ) -> Result<Vec<SessionTimes>, StoreError> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut statement = conn
             .prepare_cached("SELECT exp, minted_ms FROM sessions WHERE key_id = ?1 AND exp > ?2")
             .map_err(unavailable)?;
@@ -465,7 +470,7 @@ impl Store for SqliteStore {
     }
 
     async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        read_key(&self.reader(), key)
+        read_key(&*self.reader()?, key)
     }
 
     async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
@@ -489,7 +494,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let conn = self.reader();
+        let conn = self.reader()?;
         let mut statement = conn
             .prepare_cached(&format!(
                 "SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at, id"
