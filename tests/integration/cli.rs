@@ -337,6 +337,58 @@ fn setup_creates_the_table_and_secret_once_and_keeps_them_on_a_rerun() {
         .fails(1, "setup needs --table NAME");
 }
 
+#[tokio::test]
+async fn setup_refuses_an_existing_secret_that_holds_no_signing_key() {
+    let name = auth_tests::unique("not-a-key");
+    aws_sdk_secretsmanager::Client::new(&auth_tests::moto().await)
+        .create_secret()
+        .name(&name)
+        .secret_string(r#"{"password": "hunter2"}"#)
+        .send()
+        .await
+        .unwrap();
+    let table = auth_tests::unique("cli");
+    let run = tokio::task::spawn_blocking(move || {
+        Authctl::embedded().run(&["setup", "--table", &table, "--secret-name", &name])
+    })
+    .await
+    .unwrap();
+    run.fails(1, "exists but holds no signing key");
+    assert!(!run.stderr.contains("hunter2"), "{run:?}");
+}
+
+/// What `authctl setup` and the test harness stand on: a CreateTable that is
+/// retried after its first attempt landed is told the table exists.
+#[tokio::test]
+async fn creating_a_table_that_exists_keeps_it_and_its_ttl() {
+    use auth_shared::store::dynamodb::create_table;
+    use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+    let client = aws_sdk_dynamodb::Client::new(&auth_tests::moto().await);
+    let table = auth_tests::unique("twice");
+    create_table(&client, &table).await.unwrap();
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("p".into()))
+        .item("sk", AttributeValue::S("s".into()))
+        .send()
+        .await
+        .unwrap();
+    create_table(&client, &table).await.unwrap();
+    let items = client.scan().table_name(&table).send().await.unwrap();
+    assert_eq!(items.count(), 1, "the table was kept");
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .unwrap();
+    assert_eq!(ttl.attribute_name(), Some("ttl"));
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+}
+
 #[test]
 fn the_data_dir_defaults_to_dot_data_in_the_working_directory() {
     let cwd = tempfile::tempdir().unwrap();
