@@ -86,7 +86,8 @@ pub enum Command {
     /// Only the current and the previous key verify, so a rotation drops the
     /// key before them. It is refused (exit 1, saying when it may run) sooner
     /// than TOKEN_TTL_SECONDS + SIGNING_KEY_CACHE_SECONDS + CLOCK_LEEWAY_SECONDS
-    /// after the previous one, while that key may still sign live tokens. The
+    /// after the previous one, while tokens signed by the key it would drop may
+    /// still be live. The
     /// settings are read from the environment as `serve` and the Lambdas read
     /// them.
     RotateSigningKey(RotateSigningKeyArgs),

@@ -137,16 +137,13 @@ pub async fn rotate_signing_key(
             Rotator::new(aws_sdk_secretsmanager::Client::new(&sdk().await), spacing)
                 .rotate(arn, pace)
                 .await
-                .map_err(|e| match e {
-                    RotationError::TooSoon(e) => too_soon(&e),
-                    RotationError::Backend(_) => CliError::Unavailable(format!(
-                        "rotation failed, the secret is unchanged: {}",
-                        chain(&e)
-                    )),
-                    e => CliError::Failed(format!(
-                        "rotation failed, the secret is unchanged: {}",
-                        chain(&e)
-                    )),
+                .map_err(|e| {
+                    let failed = format!("rotation failed, the secret is unchanged: {}", chain(&e));
+                    match e {
+                        RotationError::TooSoon(e) => too_soon(&e),
+                        RotationError::Backend(_) => CliError::Unavailable(failed),
+                        _ => CliError::Failed(failed),
+                    }
                 })?
         }
     };
