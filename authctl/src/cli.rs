@@ -82,7 +82,15 @@ pub enum Command {
     /// Create the DynamoDB table and the signing secret (emulators, dev accounts).
     Setup(SetupArgs),
     /// Rotate the signing key: the previous key keeps verifying live tokens.
-    RotateSigningKey,
+    ///
+    /// Only the current and the previous key verify, so a rotation drops the
+    /// key before them. It is refused (exit 1, saying when it may run) sooner
+    /// than TOKEN_TTL_SECONDS + SIGNING_KEY_CACHE_SECONDS + CLOCK_LEEWAY_SECONDS
+    /// after the previous one, while tokens signed by the key it would drop may
+    /// still be live. The
+    /// settings are read from the environment as `serve` and the Lambdas read
+    /// them.
+    RotateSigningKey(RotateSigningKeyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +98,15 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateSigningKeyArgs {
+    /// Rotate even if the previous rotation was too recent, for a leaked key:
+    /// tokens signed by the key that drops out stop verifying at once, and
+    /// their clients must log in again.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,8 +119,8 @@ pub enum KeysCommand {
         /// Space-separated scopes, e.g. "read write documents:read".
         #[arg(long)]
         scopes: String,
-        /// Lifetime, e.g. 90d, 12h, 1y; none means it never expires.
-        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        /// Lifetime, e.g. 90d, 12h, 1y (at most 100 years); none means it never expires.
+        #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
         expires_in: Option<Duration>,
         /// Print {"api_key", "key_id", "name", "scopes"} as JSON.
         #[arg(long)]
@@ -132,8 +149,8 @@ pub enum KeysCommand {
     Rotate {
         /// The key id.
         id: String,
-        /// How long the old secret keeps working, e.g. 24h; 0 cuts it at once.
-        #[arg(long, value_parser = parse_duration, default_value = "24h", value_name = "DURATION")]
+        /// How long the old secret keeps working, e.g. 24h (at most 30 days); 0 cuts it at once.
+        #[arg(long, value_parser = parse_grace, default_value = "24h", value_name = "DURATION")]
         grace: Duration,
         /// Print {"api_key", "key_id", "name", "scopes"} as JSON.
         #[arg(long)]
@@ -167,9 +184,53 @@ pub struct SetupArgs {
     pub secret_name: Option<String>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    if s == "0" {
-        return Ok(Duration::ZERO);
+/// The longest `keys create --expires-in`: 100 years (of 365.25 days, as humantime counts).
+const MAX_LIFETIME: Duration = Duration::from_secs(100 * 31_557_600);
+/// The longest `keys rotate --grace`: an old secret that works longer defeats the rotation.
+const MAX_GRACE: Duration = Duration::from_secs(30 * 86_400);
+
+fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    parse_duration(s, MAX_LIFETIME, "100 years")
+}
+
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    parse_duration(s, MAX_GRACE, "30 days")
+}
+
+/// A humantime duration of at most `max` (`in_words`), so that no time
+/// computed from it can overflow or leave the calendar.
+fn parse_duration(s: &str, max: Duration, in_words: &str) -> Result<Duration, String> {
+    let duration = if s == "0" {
+        Duration::ZERO
+    } else {
+        humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90d, 24h, 30m)"))?
+    };
+    if duration > max {
+        return Err(format!("at most {in_words}"));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90d, 24h, 30m)"))
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_up_to_their_bound_parse_and_longer_ones_are_refused() {
+        assert_eq!(parse_lifetime("100y"), Ok(MAX_LIFETIME));
+        assert_eq!(parse_lifetime("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_grace("30d"), Ok(MAX_GRACE));
+        for (parse, too_long) in [
+            (parse_lifetime as fn(&str) -> _, "100y 1s"),
+            (parse_lifetime, "20000years"),
+            (parse_grace, "30d 1s"),
+            (parse_grace, "584542046090years"),
+        ] {
+            assert!(
+                parse(too_long).unwrap_err().starts_with("at most"),
+                "{too_long}"
+            );
+        }
+        assert!(parse_grace("99999999999999999999999s").is_err());
+    }
 }

@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
         Command::Keys(command) => keys::run(&cli.backend, command).await,
         Command::Sessions(command) => sessions::run(&cli.backend, command).await,
         Command::Setup(args) => setup::setup(&cli.backend, args).await,
-        Command::RotateSigningKey => setup::rotate_signing_key(&cli.backend).await,
+        Command::RotateSigningKey(args) => setup::rotate_signing_key(&cli.backend, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

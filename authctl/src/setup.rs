@@ -1,13 +1,16 @@
 //! `authctl setup` and `authctl rotate-signing-key`.
 
-use auth_shared::local_keys::LocalKeySource;
-use auth_shared::rotation::Rotator;
+use auth_shared::clock::{Clock, SystemClock};
+use auth_shared::keyring::{KeySource, KeySourceError};
+use auth_shared::local_keys::{LocalKeySource, LocalRotationError};
+use auth_shared::rotation::{Pace, RotationError, Rotator, Spacing, TooSoon};
+use auth_shared::secrets::SecretsManagerKeySource;
 use auth_shared::store::dynamodb::create_table;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 
 use crate::backend::sdk;
-use crate::cli::{BackendArgs, SetupArgs};
+use crate::cli::{BackendArgs, RotateSigningKeyArgs, SetupArgs};
 use crate::error::{CliError, chain};
 
 /// Creates the table and a signing secret, and prints them as shell
@@ -72,6 +75,19 @@ async fn signing_secret(
             if e.as_service_error()
                 .is_some_and(|e| e.is_resource_exists_exception()) =>
         {
+            // The SDK sends one ClientRequestToken across its retries, so a
+            // retry whose first answer was lost gets the secret back, not
+            // this error: the secret is from an earlier run, or not ours.
+            SecretsManagerKeySource::new(client.clone(), name)
+                .load_current()
+                .await
+                .map_err(|e| match e {
+                    KeySourceError::Invalid(reason) => CliError::Failed(format!(
+                        "secret {name} exists but holds no signing key ({reason}); \
+                         choose another --secret-name"
+                    )),
+                    e => e.into(),
+                })?;
             eprintln!("Secret {name} exists; keeping it.");
             client
                 .describe_secret()
@@ -97,23 +113,76 @@ async fn signing_secret(
 }
 
 /// Rotates the signing key of the embedded store, or drives the four
-/// Secrets Manager rotation steps for the secret next to a table.
-pub async fn rotate_signing_key(backend: &BackendArgs) -> Result<(), CliError> {
-    let kid = match &backend.table {
-        None => LocalKeySource::open_or_create(&backend.data_dir)?.rotate()?,
+/// Secrets Manager rotation steps for the secret next to a table; refused
+/// (exit 1) within the spacing of the previous rotation unless forced.
+pub async fn rotate_signing_key(
+    backend: &BackendArgs,
+    args: RotateSigningKeyArgs,
+) -> Result<(), CliError> {
+    let pace = if args.force {
+        Pace::Forced
+    } else {
+        Pace::Spaced
+    };
+    let spacing = spacing(backend)?;
+    let rotated = match &backend.table {
+        None => LocalKeySource::open_or_create(&backend.data_dir)?
+            .rotate(
+                spacing,
+                pace,
+                SystemClock
+                    .now()
+                    .map_err(|e| CliError::Failed(e.to_string()))?,
+            )
+            .map_err(|e| match e {
+                LocalRotationError::TooSoon(e) => too_soon(&e),
+                LocalRotationError::Keys(e) => e.into(),
+            })?,
         Some(_) => {
             let arn = backend.secret_arn()?;
-            Rotator::new(aws_sdk_secretsmanager::Client::new(&sdk().await))
-                .rotate(arn)
+            Rotator::new(aws_sdk_secretsmanager::Client::new(&sdk().await), spacing)
+                .rotate(arn, pace)
                 .await
                 .map_err(|e| {
-                    CliError::Unavailable(format!(
-                        "rotation failed, the secret is unchanged: {}",
-                        chain(&e)
-                    ))
+                    let failed = format!("rotation failed, the secret is unchanged: {}", chain(&e));
+                    match e {
+                        RotationError::TooSoon(e) => too_soon(&e),
+                        RotationError::Backend(_) => CliError::Unavailable(failed),
+                        _ => CliError::Failed(failed),
+                    }
                 })?
         }
     };
-    println!("New signing key {kid}; the previous key keeps verifying live tokens.");
+    println!(
+        "New signing key {}; the previous key keeps verifying live tokens.",
+        rotated.kid
+    );
+    if let (Pace::Forced, Some(dropped)) = (pace, &rotated.dropped) {
+        eprintln!(
+            "Forced: key {dropped} no longer verifies; tokens it signed are refused \
+             and their clients must log in again."
+        );
+    }
     Ok(())
+}
+
+fn too_soon(e: &TooSoon) -> CliError {
+    CliError::Failed(format!(
+        "{e}. Run it then, or with --force if the key leaked \
+         (tokens signed by the key that drops out stop verifying)."
+    ))
+}
+
+/// The spacing of the service this backend serves: the settings `serve`
+/// reads, with its default key cache (5 s on the embedded store).
+fn spacing(backend: &BackendArgs) -> Result<Spacing, CliError> {
+    let local = backend.table.is_none();
+    Spacing::from_lookup(&|name| {
+        let value = std::env::var(name).ok();
+        match name {
+            "SIGNING_KEY_CACHE_SECONDS" if local => value.or_else(|| Some("5".to_owned())),
+            _ => value,
+        }
+    })
+    .map_err(|e| CliError::Invalid(e.to_string()))
 }

@@ -2,23 +2,29 @@
 //! service (`authctl serve`): the counterpart of Secrets Manager's
 //! AWSCURRENT and AWSPREVIOUS.
 //!
-//! The file is `{"current": {"kid", "key"}, "previous": {"kid", "key"} | null}`,
+//! The file is `{"current": {"kid", "key", "created_at"}, "previous": {...} | null}`,
 //! created on first use with a 256-bit key from the OS CSPRNG and mode 0600
 //! (linked into place, so processes starting at once agree on one key), and
-//! replaced atomically (write, then rename) on rotation. Every
-//! [`KeySource::load`] reads it again: the [`crate::keyring::KeyRing`] caches.
+//! replaced atomically (write, then rename) on rotation. Rotations keep the
+//! [`Spacing`] as the Secrets Manager ones do; `created_at` (Unix seconds) is
+//! what they are spaced by. Every [`KeySource::load`] reads it again: the
+//! [`crate::keyring::KeyRing`] caches.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
+use crate::clock::{Clock, SystemClock};
 use crate::keyring::{KeySet, KeySource, KeySourceError, SigningKey};
+use crate::rotation::{Pace, Rotated, Spacing, TooSoon};
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "signing-keys.json";
@@ -27,12 +33,26 @@ pub const FILE_NAME: &str = "signing-keys.json";
 struct StoredKey {
     kid: String,
     key: String,
+    /// Absent in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_at: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
     current: StoredKey,
     previous: Option<StoredKey>,
+}
+
+/// Why a local rotation did not happen; the file is unchanged.
+#[derive(Debug, Error)]
+pub enum LocalRotationError {
+    /// Too soon after the previous rotation.
+    #[error(transparent)]
+    TooSoon(#[from] TooSoon),
+    /// The file could not be read or written.
+    #[error(transparent)]
+    Keys(#[from] KeySourceError),
 }
 
 /// The signing keys of a local data directory.
@@ -46,7 +66,11 @@ impl LocalKeySource {
         let path = dir.join(FILE_NAME);
         if !path.exists() {
             let file = KeyFile {
-                current: fresh()?,
+                current: fresh(
+                    SystemClock
+                        .now()
+                        .map_err(|e| KeySourceError::Unavailable(Box::new(e)))?,
+                )?,
                 previous: None,
             };
             write(&path, &file, Write::CreateOnce)?;
@@ -54,18 +78,37 @@ impl LocalKeySource {
         Ok(Self { path })
     }
 
-    /// Makes a fresh key current and keeps the current one as previous (it
-    /// still verifies); the one before that is dropped. Returns the new kid.
-    pub fn rotate(&self) -> Result<String, KeySourceError> {
+    /// Makes a fresh key current at `now` and keeps the current one as
+    /// previous (it still verifies); the one before that is dropped, so
+    /// unless `pace` is forced, this is refused sooner than `spacing` after
+    /// the current key was made.
+    pub fn rotate(
+        &self,
+        spacing: Spacing,
+        pace: Pace,
+        now: u64,
+    ) -> Result<Rotated, LocalRotationError> {
         let old = read(&self.path)?;
-        let current = fresh()?;
-        let kid = current.kid.clone();
+        if old.previous.is_some() {
+            let made = match old.current.created_at {
+                Some(at) => at,
+                // Written by a version that did not record it: the file was
+                // last replaced when the current key was made.
+                None => modified(&self.path)?,
+            };
+            spacing.check(pace, Some(made), now)?;
+        }
+        let current = fresh(now)?;
+        let rotated = Rotated {
+            kid: current.kid.clone(),
+            dropped: old.previous.map(|k| k.kid),
+        };
         let file = KeyFile {
             current,
             previous: Some(old.current),
         };
         write(&self.path, &file, Write::Replace)?;
-        Ok(kid)
+        Ok(rotated)
     }
 }
 
@@ -83,7 +126,7 @@ impl KeySource for LocalKeySource {
     }
 }
 
-fn fresh() -> Result<StoredKey, KeySourceError> {
+fn fresh(now: u64) -> Result<StoredKey, KeySourceError> {
     let mut key = [0u8; 32];
     let mut kid = [0u8; 8];
     let random = |buf: &mut [u8]| {
@@ -96,7 +139,18 @@ fn fresh() -> Result<StoredKey, KeySourceError> {
     Ok(StoredKey {
         kid: format!("local-{}", hex::encode(kid)),
         key: hex::encode(key),
+        created_at: Some(now),
     })
+}
+
+/// When `path` was last written, in Unix seconds.
+fn modified(path: &Path) -> Result<u64, KeySourceError> {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| KeySourceError::Invalid(format!("cannot stat {}: {e}", path.display())))?
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| KeySourceError::Invalid(format!("{} dates from before 1970", path.display())))
 }
 
 fn read(path: &Path) -> Result<KeyFile, KeySourceError> {
@@ -155,6 +209,8 @@ fn write(path: &Path, file: &KeyFile, how: Write) -> Result<(), KeySourceError> 
 mod tests {
     use super::*;
 
+    const SPACING: Spacing = Spacing::new(7200, 5, 30);
+
     #[tokio::test]
     async fn a_new_directory_gets_one_key_and_rotation_keeps_the_previous() {
         let dir = tempfile::tempdir().unwrap();
@@ -172,11 +228,15 @@ mod tests {
             "an existing file is kept"
         );
 
-        let kid = source.rotate().unwrap();
-        let rotated = source.load().await.unwrap();
-        assert_eq!(rotated.current.kid(), kid);
-        assert_eq!(rotated.previous.unwrap().kid(), first.current.kid());
-        source.rotate().unwrap();
+        let now = SystemClock.now().unwrap();
+        let rotated = source.rotate(SPACING, Pace::Spaced, now).unwrap();
+        assert_eq!(rotated.dropped, None);
+        let keys = source.load().await.unwrap();
+        assert_eq!(keys.current.kid(), rotated.kid);
+        assert_eq!(keys.previous.unwrap().kid(), first.current.kid());
+        let later = now + SPACING.seconds();
+        let second = source.rotate(SPACING, Pace::Spaced, later).unwrap();
+        assert_eq!(second.dropped.as_deref(), Some(first.current.kid()));
         assert!(
             source
                 .load()
@@ -185,6 +245,75 @@ mod tests {
                 .find(first.current.kid())
                 .is_none(),
             "two rotations drop a key"
+        );
+    }
+
+    /// A key file whose keys were rotated once, the current key made at `made`.
+    fn rotated_once_at(made: u64) -> (tempfile::TempDir, LocalKeySource) {
+        let dir = tempfile::tempdir().unwrap();
+        let source = LocalKeySource::open_or_create(dir.path()).unwrap();
+        source.rotate(SPACING, Pace::Spaced, made).unwrap();
+        (dir, source)
+    }
+
+    #[test]
+    fn the_file_remembers_when_each_key_was_made() {
+        let (_dir, source) = rotated_once_at(1_700_000_000);
+        let file = read(&source.path).unwrap();
+        assert_eq!(file.current.created_at, Some(1_700_000_000));
+        let first = file.previous.unwrap().created_at.unwrap();
+        assert!(first.abs_diff(SystemClock.now().unwrap()) < 3600, "{first}");
+    }
+
+    #[test]
+    fn a_second_rotation_exactly_one_spacing_later_is_allowed() {
+        let (_dir, source) = rotated_once_at(1_700_000_000);
+        let at = 1_700_000_000 + SPACING.seconds();
+        assert!(source.rotate(SPACING, Pace::Spaced, at).is_ok());
+    }
+
+    #[test]
+    fn a_second_rotation_one_second_sooner_is_refused_and_changes_nothing() {
+        let (_dir, source) = rotated_once_at(1_700_000_000);
+        let before = std::fs::read(&source.path).unwrap();
+        let at = 1_700_000_000 + SPACING.seconds() - 1;
+        match source.rotate(SPACING, Pace::Spaced, at) {
+            Err(LocalRotationError::TooSoon(e)) => {
+                assert_eq!(e.allowed_from, 1_700_000_000 + SPACING.seconds())
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read(&source.path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_forced_rotation_is_allowed_at_once_and_names_the_key_it_drops() {
+        let (_dir, source) = rotated_once_at(1_700_000_000);
+        let previous = read(&source.path).unwrap().previous.unwrap().kid;
+        let rotated = source.rotate(SPACING, Pace::Forced, 1_700_000_000).unwrap();
+        assert_eq!(rotated.dropped, Some(previous));
+    }
+
+    #[test]
+    fn a_file_without_creation_times_is_spaced_from_its_last_write() {
+        let (_dir, source) = rotated_once_at(1_700_000_000);
+        let text = std::fs::read_to_string(&source.path).unwrap();
+        let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
+        file["current"]
+            .as_object_mut()
+            .unwrap()
+            .remove("created_at");
+        std::fs::write(&source.path, file.to_string()).unwrap();
+        let written = modified(&source.path).unwrap();
+        assert!(
+            source
+                .rotate(SPACING, Pace::Spaced, written + SPACING.seconds() - 1)
+                .is_err()
+        );
+        assert!(
+            source
+                .rotate(SPACING, Pace::Spaced, written + SPACING.seconds())
+                .is_ok()
         );
     }
 

@@ -4,7 +4,7 @@
 
 use auth_shared::App;
 use auth_shared::calls::CallCount;
-use auth_shared::rotation::Rotator;
+use auth_shared::rotation::{Pace, Rotator, Spacing};
 use auth_shared::telemetry::Audit;
 use auth_tests::TestApp;
 use serde_json::json;
@@ -165,10 +165,13 @@ async fn the_previous_signing_key_is_read_once_when_a_token_names_it() {
     let t = TestApp::spawn().await;
     let key = t.create_key("read").await;
     let old = t.token(&key, "a").await;
-    Rotator::new(aws_sdk_secretsmanager::Client::new(&t.sdk))
-        .rotate(&t.secret_arn)
-        .await
-        .unwrap();
+    Rotator::new(
+        aws_sdk_secretsmanager::Client::new(&t.sdk),
+        Spacing::of(&t.config()),
+    )
+    .rotate(&t.secret_arn, Pace::Spaced)
+    .await
+    .unwrap();
     // An environment started after the rotation: its key cache begins empty.
     let cold = App {
         clock: t.app.clock.clone(),

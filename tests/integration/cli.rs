@@ -8,6 +8,7 @@ mod support;
 use std::process::Command;
 
 use auth_shared::api_key::ApiKey;
+use auth_shared::rotation::rfc3339;
 use serde_json::{Value, json};
 
 use support::{Authctl, Run, authctl_path, output};
@@ -224,6 +225,25 @@ fn bad_input_is_refused(authctl: &Authctl) {
             "invalid value '1 fortnight' for '--grace <DURATION>'",
         ),
         (
+            &[
+                "keys",
+                "create",
+                "--name",
+                "x",
+                "--scopes",
+                "read",
+                "--expires-in",
+                "20000years",
+            ],
+            2,
+            "invalid value '20000years' for '--expires-in <DURATION>': at most 100 years",
+        ),
+        (
+            &["keys", "rotate", NO_KEY, "--grace", "31d"],
+            2,
+            "invalid value '31d' for '--grace <DURATION>': at most 30 days",
+        ),
+        (
             &["keys", "create", "--scopes", "read"],
             2,
             "the following required arguments were not provided",
@@ -315,6 +335,58 @@ fn setup_creates_the_table_and_secret_once_and_keeps_them_on_a_rerun() {
     Authctl::embedded()
         .run(&["setup"])
         .fails(1, "setup needs --table NAME");
+}
+
+#[tokio::test]
+async fn setup_refuses_an_existing_secret_that_holds_no_signing_key() {
+    let name = auth_tests::unique("not-a-key");
+    aws_sdk_secretsmanager::Client::new(&auth_tests::moto().await)
+        .create_secret()
+        .name(&name)
+        .secret_string(r#"{"password": "hunter2"}"#)
+        .send()
+        .await
+        .unwrap();
+    let table = auth_tests::unique("cli");
+    let run = tokio::task::spawn_blocking(move || {
+        Authctl::embedded().run(&["setup", "--table", &table, "--secret-name", &name])
+    })
+    .await
+    .unwrap();
+    run.fails(1, "exists but holds no signing key");
+    assert!(!run.stderr.contains("hunter2"), "{run:?}");
+}
+
+/// What `authctl setup` and the test harness stand on: a CreateTable that is
+/// retried after its first attempt landed is told the table exists.
+#[tokio::test]
+async fn creating_a_table_that_exists_keeps_it_and_its_ttl() {
+    use auth_shared::store::dynamodb::create_table;
+    use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+    let client = aws_sdk_dynamodb::Client::new(&auth_tests::moto().await);
+    let table = auth_tests::unique("twice");
+    create_table(&client, &table).await.unwrap();
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("p".into()))
+        .item("sk", AttributeValue::S("s".into()))
+        .send()
+        .await
+        .unwrap();
+    create_table(&client, &table).await.unwrap();
+    let items = client.scan().table_name(&table).send().await.unwrap();
+    assert_eq!(items.count(), 1, "the table was kept");
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .unwrap();
+    assert_eq!(ttl.attribute_name(), Some("ttl"));
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
 }
 
 #[test]
@@ -420,6 +492,39 @@ fn serve_stops_cleanly_on_ctrl_c_and_on_sigterm() {
     }
 }
 
+/// The spacing of two local rotations at the default settings:
+/// TOKEN_TTL_SECONDS + SIGNING_KEY_CACHE_SECONDS (5 s locally) + CLOCK_LEEWAY_SECONDS.
+const LOCAL_SPACING: u64 = 7200 + 5 + 30;
+
+/// The local key file as JSON.
+fn key_file(authctl: &Authctl) -> (std::path::PathBuf, Value) {
+    let path = authctl.data_dir().join("signing-keys.json");
+    let file = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    (path, file)
+}
+
+/// A second rotation this soon is refused with exit 1, saying when it may run.
+fn a_second_rotation_is_refused_until(authctl: &Authctl, allowed_from: u64) {
+    let refused = authctl.run(&["rotate-signing-key"]);
+    refused.fails(
+        1,
+        &format!("the next rotation may run from {}", rfc3339(allowed_from)),
+    );
+    assert!(refused.stderr.contains("--force"), "{refused:?}");
+}
+
+/// `--force` rotates at once and says what it breaks.
+fn a_forced_rotation_warns_what_it_breaks(authctl: &Authctl) {
+    let forced = authctl.ok(&["rotate-signing-key", "--force"]);
+    assert!(forced.stdout.contains("New signing key"), "{forced:?}");
+    assert!(
+        forced
+            .stderr
+            .contains("no longer verifies; tokens it signed are refused"),
+        "{forced:?}"
+    );
+}
+
 #[test]
 fn rotating_the_local_signing_key_keeps_live_tokens_valid() {
     let authctl = Authctl::embedded();
@@ -445,13 +550,73 @@ fn rotating_the_local_signing_key_keeps_live_tokens_valid() {
         before.split('.').next(),
         "new tokens name the new kid"
     );
-    authctl.ok(&["rotate-signing-key"]);
+
+    let made = key_file(&authctl).1["current"]["created_at"]
+        .as_u64()
+        .unwrap();
+    a_second_rotation_is_refused_until(&authctl, made + LOCAL_SPACING);
+    assert_eq!(
+        server.verify(&before).0,
+        200,
+        "a refused rotation changes nothing"
+    );
+
+    a_forced_rotation_warns_what_it_breaks(&authctl);
     assert_eq!(
         server.verify(&before).0,
         401,
         "two rotations later its key is gone"
     );
     assert_eq!(server.verify(&after).0, 200);
+}
+
+#[test]
+fn a_local_rotation_is_allowed_once_a_token_lifetime_has_passed() {
+    let authctl = Authctl::embedded();
+    authctl.create_key("k", "read");
+    authctl.ok(&["rotate-signing-key"]);
+    // The current key as if made one spacing ago.
+    let (path, mut file) = key_file(&authctl);
+    let made = file["current"]["created_at"].as_u64().unwrap();
+    file["current"]["created_at"] = json!(made - LOCAL_SPACING);
+    std::fs::write(&path, file.to_string()).unwrap();
+    let rotated = authctl.ok(&["rotate-signing-key"]);
+    assert!(rotated.stderr.is_empty(), "no warning: {rotated:?}");
+}
+
+#[test]
+fn rotating_the_signing_key_on_dynamodb_is_spaced_and_can_be_forced() {
+    let authctl = Authctl::dynamodb();
+    let first = authctl.ok(&["rotate-signing-key"]);
+    assert!(first.stdout.contains("New signing key"), "{first:?}");
+    let made = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = aws_sdk_secretsmanager::Client::new(&auth_tests::moto().await);
+        let current = client
+            .get_secret_value()
+            .secret_id(authctl.env("SIGNING_SECRET_ARN").unwrap())
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .unwrap();
+        u64::try_from(current.created_date().unwrap().secs()).unwrap()
+    });
+    // The Lambdas' default key cache: 300 s.
+    a_second_rotation_is_refused_until(&authctl, made + 7200 + 300 + 30);
+    a_forced_rotation_warns_what_it_breaks(&authctl);
+}
+
+#[test]
+fn rotate_signing_key_help_says_what_force_breaks() {
+    let help = Authctl::embedded()
+        .ok(&["rotate-signing-key", "--help"])
+        .stdout;
+    for expected in [
+        "TOKEN_TTL_SECONDS + SIGNING_KEY_CACHE_SECONDS + CLOCK_LEEWAY_SECONDS",
+        "--force",
+        "tokens signed by the key that drops out stop verifying",
+    ] {
+        assert!(help.contains(expected), "{expected:?} not in {help}");
+    }
 }
 
 #[test]

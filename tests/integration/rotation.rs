@@ -1,6 +1,8 @@
 //! Signing-key rotation: the rotation handler's four steps against moto
-//! (called directly: moto cannot invoke a Lambda), and the whole story of
-//! tokens across two rotations in a warm and a cold Lambda environment.
+//! (called directly: moto cannot invoke a Lambda), the spacing between two
+//! rotations, and the whole story of tokens across two rotations in a warm
+//! and a cold Lambda environment. The rotator reads the test's manual clock,
+//! so "later" is a clock setting, never a sleep.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use auth_shared::App;
 use auth_shared::http::{self, Route};
 use auth_shared::keyring::KeyRing;
-use auth_shared::rotation::{RotationEvent, Rotator, Step};
+use auth_shared::rotation::{Pace, RotationError, RotationEvent, Rotator, Spacing, Step, rfc3339};
 use auth_shared::secrets::SecretsManagerKeySource;
 use auth_tests::TestApp;
 use base64::Engine;
@@ -17,8 +19,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::Body;
 use serde_json::{Value, json};
 
+fn spacing(t: &TestApp) -> Spacing {
+    Spacing::of(&t.config())
+}
+
 fn rotator(t: &TestApp) -> Rotator {
-    Rotator::new(aws_sdk_secretsmanager::Client::new(&t.sdk))
+    Rotator::new(secrets(t), spacing(t)).with_clock(t.clock.clone())
 }
 
 fn secrets(t: &TestApp) -> aws_sdk_secretsmanager::Client {
@@ -122,7 +128,31 @@ async fn login_in(app: &App, api_key: &str, session: &str) -> String {
 }
 
 async fn rotate(t: &TestApp) -> String {
-    rotator(t).rotate(&t.secret_arn).await.unwrap()
+    rotator(t)
+        .rotate(&t.secret_arn, Pace::Spaced)
+        .await
+        .unwrap()
+        .kid
+}
+
+async fn force_rotate(t: &TestApp) -> String {
+    rotator(t)
+        .rotate(&t.secret_arn, Pace::Forced)
+        .await
+        .unwrap()
+        .kid
+}
+
+/// When the AWSCURRENT version was made, as Secrets Manager records it.
+async fn current_created(t: &TestApp) -> u64 {
+    let out = secrets(t)
+        .get_secret_value()
+        .secret_id(&t.secret_arn)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .unwrap();
+    u64::try_from(out.created_date().unwrap().secs()).unwrap()
 }
 
 /// Verifies `token` in `apps` many times while `work` runs; every answer must be 200.
@@ -286,7 +316,7 @@ async fn the_handler_takes_the_event_secrets_manager_sends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_survive_one_rotation_and_end_with_the_second() {
+async fn tokens_survive_one_rotation_and_end_with_a_forced_second() {
     let t = TestApp::spawn().await;
     let warm = t.app.clone();
     let cold = cold_environment(&t);
@@ -321,8 +351,17 @@ async fn tokens_survive_one_rotation_and_end_with_the_second() {
         "an unknown kid refreshes the warm cache"
     );
 
-    // Second rotation: k0 leaves the ring.
-    let k2 = verifying_during(&[warm.clone(), cold.clone()], &two, rotate(&t)).await;
+    // A second rotation this soon would drop k0 while `one` lives: refused.
+    let refused = rotator(&t).rotate(&t.secret_arn, Pace::Spaced).await;
+    assert!(
+        matches!(refused, Err(RotationError::TooSoon(_))),
+        "{refused:?}"
+    );
+    assert_eq!(version_with(&t, "AWSCURRENT").await, k1);
+    assert_eq!(verify_in(&cold, &one).await, 200);
+
+    // Forced, as for a leaked key: k0 leaves the ring.
+    let k2 = verifying_during(&[warm.clone(), cold.clone()], &two, force_rotate(&t)).await;
     assert_eq!(
         verify_in(&cold, &one).await,
         401,
@@ -348,4 +387,73 @@ async fn tokens_survive_one_rotation_and_end_with_the_second() {
     let three = login_in(&cold, &key, "three").await;
     assert_eq!(kid_of(&three), k2);
     assert_eq!(verify_in(&cold, &three).await, 200);
+}
+
+#[tokio::test]
+async fn create_secret_is_refused_sooner_than_the_spacing_after_the_previous_rotation() {
+    let t = TestApp::spawn().await;
+    rotate(&t).await;
+    let allowed_from = current_created(&t).await + spacing(&t).seconds();
+    let before = stages(&t).await;
+    let token = uuid::Uuid::new_v4().to_string();
+
+    t.clock.set(allowed_from - 1);
+    let err = rotator(&t)
+        .run(Step::Create, &t.secret_arn, &token)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("may run from {}", rfc3339(allowed_from))),
+        "{message}"
+    );
+    assert_eq!(stages(&t).await, before, "no pending version is made");
+
+    t.clock.set(allowed_from);
+    rotator(&t)
+        .run(Step::Create, &t.secret_arn, &token)
+        .await
+        .unwrap();
+    assert_eq!(stages(&t).await[&token], vec!["AWSPENDING"]);
+}
+
+#[tokio::test]
+async fn the_first_rotation_of_a_new_secret_is_allowed_at_once() {
+    let t = TestApp::spawn().await;
+    let old = version_with(&t, "AWSCURRENT").await;
+    let rotated = rotator(&t)
+        .rotate(&t.secret_arn, Pace::Spaced)
+        .await
+        .unwrap();
+    assert_eq!(rotated.dropped, None, "no key was previous yet");
+    assert_eq!(version_with(&t, "AWSPREVIOUS").await, old);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_token_still_verifies_after_an_allowed_rotation() {
+    let t = TestApp::spawn().await;
+    let warm = t.app.clone();
+    let cold = cold_environment(&t);
+    let key = t.create_key("read").await;
+    let k1 = rotate(&t).await;
+
+    // The earliest second the next rotation is allowed: the last token k1
+    // signs now lives past it.
+    t.clock
+        .set(current_created(&t).await + spacing(&t).seconds());
+    let live = login_in(&warm, &key, "live").await;
+    assert_eq!(kid_of(&live), k1);
+    let rotated = verifying_during(
+        &[warm.clone(), cold.clone()],
+        &live,
+        rotator(&t).rotate(&t.secret_arn, Pace::Spaced),
+    )
+    .await
+    .unwrap();
+    assert_eq!(version_with(&t, "AWSPREVIOUS").await, k1);
+    assert!(rotated.dropped.is_some(), "the key before k1 is gone");
+    assert_eq!(verify_in(&warm, &live).await, 200);
+    assert_eq!(verify_in(&cold, &live).await, 200, "k1 is AWSPREVIOUS");
+    let fresh = login_in(&cold, &key, "fresh").await;
+    assert_eq!(kid_of(&fresh), rotated.kid);
 }

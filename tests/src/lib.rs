@@ -13,6 +13,7 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use auth_shared::api_key::{ApiKey, KeyRecord};
 use auth_shared::app::{App, aws_sdk_loader};
@@ -26,6 +27,7 @@ use auth_shared::store::Store;
 use auth_shared::store::dynamodb::create_table;
 use auth_shared::store::sqlite::SqliteStore;
 use aws_config::SdkConfig;
+use aws_config::timeout::TimeoutConfig;
 use lambda_http::Body;
 use lambda_http::http::{HeaderMap, Method};
 use secrecy::ExposeSecret;
@@ -37,12 +39,27 @@ pub use auth_shared;
 pub const ISSUER: &str = "https://auth.test";
 
 /// The SDK configuration for moto, as `scripts/test` exported it.
+///
+/// With patient timeouts: one moto serving the whole suite on a busy machine
+/// can take seconds to answer, and under the service's own bounds (1.5 s an
+/// attempt) a call that landed would be retried into "already exists", a
+/// lost conditional write or an extra call in a call count. The bounds
+/// themselves are tested against [`dead_endpoint`], which keeps them.
 pub async fn moto() -> SdkConfig {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the suite with scripts/test, which starts moto"
     );
-    aws_sdk_loader().load().await
+    aws_sdk_loader()
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .operation_timeout(Duration::from_secs(120))
+                .build(),
+        )
+        .load()
+        .await
 }
 
 /// An SDK configuration whose endpoint refuses every connection.
@@ -323,7 +340,9 @@ impl TestApp {
     }
 }
 
-/// Creates a signing secret `{"key": key}` and returns its ARN.
+/// Creates a signing secret `{"key": key}` and returns its ARN. A retry is
+/// safe: the SDK sends one ClientRequestToken across its attempts, so a retry
+/// whose first attempt landed gets the secret back, not ResourceExistsException.
 pub async fn create_secret(sdk: &SdkConfig, key: &str) -> String {
     let value = serde_json::json!({ "key": key }).to_string();
     aws_sdk_secretsmanager::Client::new(sdk)
@@ -340,7 +359,7 @@ pub async fn create_secret(sdk: &SdkConfig, key: &str) -> String {
 /// A key ring on `secret_arn` with the default cache.
 pub fn key_ring(sdk: &SdkConfig, secret_arn: &str) -> KeyRing {
     let source = SecretsManagerKeySource::new(aws_sdk_secretsmanager::Client::new(sdk), secret_arn);
-    KeyRing::new(Arc::new(source), std::time::Duration::from_secs(300))
+    KeyRing::new(Arc::new(source), Duration::from_secs(300))
 }
 
 /// Log output captured from the subscriber the binaries use.
@@ -384,7 +403,7 @@ fn config(table: &str, secret_arn: &str, tokens: TokenPolicy) -> Config {
     Config {
         table_name: table.to_owned(),
         signing_secret_arn: secret_arn.to_owned(),
-        signing_key_cache: std::time::Duration::from_secs(300),
+        signing_key_cache: Duration::from_secs(300),
         tokens,
     }
 }

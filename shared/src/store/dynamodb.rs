@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
 use super::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError, StoredToken};
@@ -358,8 +358,11 @@ impl DynamoDbStore {
     }
 }
 
-/// Creates the table with the key schema and TTL of DESIGN.md, on-demand
-/// billing, and waits until it is active. For emulators, tests and dev accounts.
+/// Creates the table with the key schema and TTL the store expects, on-demand
+/// billing, and waits until it is active. For emulators, tests and dev
+/// accounts. Idempotent: a table of that name that exists already (made by a
+/// retry of this very call whose first answer was lost, or by an earlier run)
+/// is waited for and kept.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     let attr = |name: &str| {
         AttributeDefinition::builder()
@@ -375,7 +378,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .build()
             .map_err(internal)
     };
-    client
+    let created = client
         .create_table()
         .table_name(table)
         .attribute_definitions(attr("pk")?)
@@ -384,8 +387,15 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .key_schema(key("sk", KeyType::Range)?)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
-        .await
-        .map_err(unavailable)?;
+        .await;
+    // A retry whose first attempt made the table is told it exists.
+    if let Err(e) = created
+        && !e
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception())
+    {
+        return Err(unavailable(e));
+    }
     for attempt in 0..120 {
         let out = client
             .describe_table()
@@ -403,19 +413,36 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    client
-        .update_time_to_live()
+    // DynamoDB refuses to enable TTL twice, so a kept table is asked first.
+    let ttl = client
+        .describe_time_to_live()
         .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name("ttl")
-                .build()
-                .map_err(internal)?,
-        )
         .send()
         .await
-        .map_err(unavailable)?;
+        .map_err(unavailable)?
+        .time_to_live_description;
+    let ttl_on = ttl.is_some_and(|d| {
+        d.attribute_name() == Some("ttl")
+            && matches!(
+                d.time_to_live_status(),
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            )
+    });
+    if !ttl_on {
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()
+                    .map_err(internal)?,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+    }
     Ok(())
 }
 
