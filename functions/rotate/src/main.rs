@@ -7,6 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     auth_shared::telemetry::init();
+    auth_shared::telemetry::install_panic_hook();
     let sdk = auth_shared::app::aws_sdk_config().await;
     let rotator = Rotator::new(aws_sdk_secretsmanager::Client::new(&sdk));
     let rotator = &rotator;
