@@ -31,7 +31,7 @@ pub fn install_panic_hook() {
 fn report_panic(location: Option<&Location<'_>>) {
     let (file, line, column) =
         location.map_or(("unknown", 0, 0), |l| (l.file(), l.line(), l.column()));
-    if tracing::dispatcher::get_default(|d| d.is::<NoSubscriber>()) {
+    if !has_subscriber() {
         let line = serde_json::json!({
             "level": "ERROR",
             "message": "panic",
@@ -44,6 +44,12 @@ fn report_panic(location: Option<&Location<'_>>) {
     } else {
         tracing::error!(file, line, column, "panic");
     }
+}
+
+/// Whether a log line written here would reach a subscriber (`authctl`'s
+/// admin commands set none up).
+fn has_subscriber() -> bool {
+    !tracing::dispatcher::get_default(|d| d.is::<NoSubscriber>())
 }
 
 /// The subscriber every binary uses, writing to `writer`; tests capture logs with it.
@@ -88,7 +94,7 @@ mod tests {
     use serde_json::Value;
     use tracing::Level;
 
-    use super::{filter, report_panic, subscriber};
+    use super::{filter, has_subscriber, report_panic, subscriber};
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -135,6 +141,13 @@ mod tests {
             fields,
             ["column", "file", "level", "line", "message", "timestamp"]
         );
+    }
+
+    #[test]
+    fn the_panic_line_goes_through_the_subscriber_only_when_there_is_one() {
+        assert!(!has_subscriber());
+        let sink = subscriber(std::io::sink);
+        assert!(tracing::subscriber::with_default(sink, has_subscriber));
     }
 
     #[test]
