@@ -7,13 +7,16 @@
 //! ASCII, two headers) is [`Credential::Unusable`]: one parser for every
 //! route, working on bytes, so no header value can make it panic.
 
+use std::fmt;
+
 use lambda_http::http::HeaderMap;
 use lambda_http::http::header::AUTHORIZATION;
 
 use crate::token::TokenError;
 
-/// What the `Authorization` header of a request carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the `Authorization` header of a request carries. Its `Debug` names
+/// the scheme only: the credentials are secrets.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Credential<'a> {
     /// No `Authorization` header.
     None,
@@ -62,6 +65,18 @@ impl<'a> Credential<'a> {
         } else {
             Self::Basic(credentials)
         }
+    }
+}
+
+impl fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "None",
+            Self::Bearer(_) => "Bearer(..)",
+            Self::Basic(_) => "Basic(..)",
+            Self::Other => "Other",
+            Self::Unusable => "Unusable",
+        })
     }
 }
 
@@ -146,6 +161,16 @@ mod tests {
                 String::from_utf8_lossy(value)
             );
         }
+    }
+
+    #[test]
+    fn debug_never_prints_the_credentials() {
+        let printed = format!(
+            "{:?} {:?}",
+            Credential::Bearer("s3cr3t"),
+            Credential::Basic("s3cr3t")
+        );
+        assert_eq!(printed, "Bearer(..) Basic(..)");
     }
 
     #[test]

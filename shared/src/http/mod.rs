@@ -22,13 +22,13 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-pub use credential::{Credential, bearer};
-
 use crate::app::App;
 use crate::error::{ApiError, RETRY_AFTER_SECONDS};
 use crate::request::Fields;
 use crate::telemetry::Audit;
 use crate::token::TokenError;
+
+pub use credential::{Credential, bearer};
 
 /// One of the service's routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
