@@ -16,6 +16,7 @@ use crate::cli::Command;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    auth_shared::telemetry::install_panic_hook();
     let cli = cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(&cli.backend, args).await,

@@ -78,18 +78,22 @@ pub struct SecretHash(pub String);
 
 impl ApiKey {
     /// Parses and checksums `s`; no database call needed to reject garbage.
+    /// Any text gets an answer: the parts are found by splitting, never by
+    /// slicing at offsets that might fall inside a multi-byte character.
     pub fn parse(s: &str) -> Result<Self, ApiKeyError> {
-        if s.len() != KEY_LEN || !s.starts_with(PREFIX) {
+        if s.len() != KEY_LEN {
             return Err(ApiKeyError::Malformed);
         }
-        let rest = &s[PREFIX.len()..];
-        let (id, rest) = rest.split_at(ID_HEX);
-        let (sep1, rest) = rest.split_at(1);
-        let (secret, rest) = rest.split_at(SECRET_HEX);
-        let (sep2, checksum) = rest.split_at(1);
-        if sep1 != "_"
-            || sep2 != "_"
-            || !is_lower_hex(id, ID_HEX)
+        let mut parts = s
+            .strip_prefix(PREFIX)
+            .ok_or(ApiKeyError::Malformed)?
+            .split('_');
+        let (Some(id), Some(secret), Some(checksum), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ApiKeyError::Malformed);
+        };
+        if !is_lower_hex(id, ID_HEX)
             || !is_lower_hex(secret, SECRET_HEX)
             || !is_lower_hex(checksum, CHECKSUM_HEX)
         {
@@ -157,7 +161,10 @@ fn checksum_of(id: &str, secret: &str) -> String {
     h.update(id.as_bytes());
     h.update(b"_");
     h.update(secret.as_bytes());
-    hex::encode(&h.finalize()[..CHECKSUM_HEX / 2])
+    // The first four bytes, CHECKSUM_HEX hex characters.
+    let digest: [u8; 32] = h.finalize().into();
+    let [a, b, c, d, ..] = digest;
+    hex::encode([a, b, c, d])
 }
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
@@ -375,6 +382,95 @@ mod tests {
         record.rotate(&new, 1000, 0);
         assert!(!record.authenticates(&old, 1000));
         assert!(record.authenticates(&new, 1000));
+    }
+
+    #[test]
+    fn a_multi_byte_character_on_any_split_point_is_malformed() {
+        let (_, text) = fresh();
+        for c in ['é', '€', '😀'] {
+            let width = c.len_utf8();
+            for at in 0..=KEY_LEN - width {
+                let mut bytes = text.clone().into_bytes();
+                let mut buf = [0u8; 4];
+                bytes.splice(at..at + width, c.encode_utf8(&mut buf).bytes());
+                let hostile = String::from_utf8(bytes).unwrap();
+                assert_eq!(hostile.len(), KEY_LEN);
+                assert_eq!(
+                    ApiKey::parse(&hostile).unwrap_err(),
+                    ApiKeyError::Malformed,
+                    "{c} at byte {at}"
+                );
+            }
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A key text built from raw id and secret bytes, as `generate` would.
+        fn key_text(id: [u8; ID_HEX / 2], secret: [u8; SECRET_HEX / 2]) -> String {
+            let key = ApiKey {
+                id: KeyId(hex::encode(id)),
+                secret: SecretString::from(hex::encode(secret)),
+            };
+            key.expose().expose_secret().to_owned()
+        }
+
+        /// Whatever `parse` makes of `s`: an error, or a key that spells `s`.
+        fn parses_faithfully(s: &str) -> Result<(), TestCaseError> {
+            if let Ok(key) = ApiKey::parse(s) {
+                let spelled = key.expose();
+                prop_assert_eq!(spelled.expose_secret(), s);
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            #[test]
+            fn any_string_is_an_error_or_the_key_it_spells(s in any::<String>()) {
+                parses_faithfully(&s)?;
+            }
+
+            #[test]
+            fn any_string_of_the_key_length_is_an_error_or_the_key_it_spells(
+                s in proptest::string::string_regex("bauth_[0-9a-f_é€😀]{80,92}").unwrap()
+            ) {
+                parses_faithfully(&s)?;
+            }
+
+            #[test]
+            fn valid_keys_round_trip(id in any::<[u8; 8]>(), secret in any::<[u8; 32]>()) {
+                let text = key_text(id, secret);
+                let key = ApiKey::parse(&text).unwrap();
+                prop_assert_eq!(key.id().as_str(), hex::encode(id));
+                let spelled = key.expose();
+                prop_assert_eq!(spelled.expose_secret(), text.as_str());
+            }
+
+            #[test]
+            fn a_valid_key_with_one_character_replaced_is_an_error_or_the_key_it_spells(
+                id in any::<[u8; 8]>(),
+                secret in any::<[u8; 32]>(),
+                at in 0..KEY_LEN,
+                c in any::<char>(),
+            ) {
+                let text = key_text(id, secret);
+                let mutated: String = text
+                    .chars()
+                    .enumerate()
+                    .map(|(i, old)| if i == at { c } else { old })
+                    .collect();
+                let result = ApiKey::parse(&mutated);
+                if mutated != text && !matches!(c, '0'..='9' | 'a'..='f') {
+                    prop_assert_eq!(result.unwrap_err(), ApiKeyError::Malformed);
+                }
+                parses_faithfully(&mutated)?;
+            }
+        }
     }
 
     #[test]

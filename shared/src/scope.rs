@@ -110,4 +110,39 @@ mod tests {
         assert_eq!(want.missing_from(&held).to_string(), "admin");
         assert!(Scopes::parse("read").unwrap().is_subset(&held));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            #[test]
+            fn any_text_is_an_error_or_a_set_that_reparses_to_itself(
+                s in prop_oneof![any::<String>(), "[a-c:\" \\\\\t\u{7f}é]{0,24}"],
+            ) {
+                if let Ok(scopes) = Scopes::parse(&s) {
+                    prop_assert!(!scopes.is_empty());
+                    let canonical = scopes.to_string();
+                    prop_assert_eq!(Scopes::parse(&canonical).unwrap(), scopes.clone());
+                    for token in scopes.iter() {
+                        prop_assert!(s.split(' ').any(|t| t == token));
+                    }
+                }
+            }
+
+            #[test]
+            fn a_space_separated_list_of_valid_tokens_parses_to_its_set(
+                tokens in prop::collection::vec("[!#-\\[\\]-~]{1,12}", 1..=12),
+            ) {
+                let scopes = Scopes::parse(&tokens.join(" ")).unwrap();
+                let mut expected = tokens.clone();
+                expected.sort();
+                expected.dedup();
+                prop_assert_eq!(scopes.iter().collect::<Vec<_>>(), expected);
+            }
+        }
+    }
 }

@@ -64,4 +64,27 @@ mod tests {
         }
         assert!(SessionId::parse(&"a".repeat(129)).is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            #[test]
+            fn any_text_is_an_error_or_the_same_id(s in prop_oneof![any::<String>(), "[A-Za-z0-9._~:/# é-]{0,130}"]) {
+                let allowed = (1..=128).contains(&s.len())
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || "._~:-".contains(c));
+                match SessionId::parse(&s) {
+                    Ok(id) => {
+                        prop_assert!(allowed, "{s:?}");
+                        prop_assert_eq!(id.as_str(), s.as_str());
+                    }
+                    Err(SessionIdError) => prop_assert!(!allowed, "{s:?}"),
+                }
+            }
+        }
+    }
 }

@@ -1,5 +1,9 @@
 //! Logging: one JSON line per request, never a key, token or signing key.
 
+use std::io::Write;
+use std::panic::Location;
+
+use tracing::subscriber::NoSubscriber;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -12,6 +16,40 @@ use tracing_subscriber::layer::SubscriberExt;
 /// a megabyte the service has no use for.
 pub fn init() {
     tracing::subscriber::set_global_default(subscriber(std::io::stdout)).ok();
+}
+
+/// Replaces the default panic output (the message, which may quote request
+/// data or a secret, on stderr) with one JSON log line naming where the
+/// panic happened, and nothing else. Call it once at start-up, next to the
+/// subscriber; the request a panic interrupted still logs its own line.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| report_panic(info.location())));
+}
+
+/// The panic hook's line: through the subscriber when there is one, else
+/// the same fields written as JSON to stderr.
+fn report_panic(location: Option<&Location<'_>>) {
+    let (file, line, column) =
+        location.map_or(("unknown", 0, 0), |l| (l.file(), l.line(), l.column()));
+    if !has_subscriber() {
+        let line = serde_json::json!({
+            "level": "ERROR",
+            "message": "panic",
+            "file": file,
+            "line": line,
+            "column": column,
+        });
+        // Nowhere is left to report a failed write to.
+        writeln!(std::io::stderr(), "{line}").ok();
+    } else {
+        tracing::error!(file, line, column, "panic");
+    }
+}
+
+/// Whether a log line written here would reach a subscriber (`authctl`'s
+/// admin commands set none up).
+fn has_subscriber() -> bool {
+    !tracing::dispatcher::get_default(|d| d.is::<NoSubscriber>())
 }
 
 /// The subscriber every binary uses, writing to `writer`; tests capture logs with it.
@@ -51,9 +89,66 @@ pub struct Audit {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
     use tracing::Level;
 
-    use super::filter;
+    use super::{filter, has_subscriber, report_panic, subscriber};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panic_logs_one_json_line_with_its_location_only() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let location = std::panic::Location::caller();
+        tracing::subscriber::with_default(subscriber(move || writer.clone()), || {
+            report_panic(Some(location));
+        });
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let [line] = &lines[..] else {
+            panic!("one line expected: {text}")
+        };
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["message"], "panic");
+        assert_eq!(line["file"], location.file());
+        assert_eq!(line["line"], location.line());
+        let mut fields: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            ["column", "file", "level", "line", "message", "timestamp"]
+        );
+    }
+
+    #[test]
+    fn the_panic_line_goes_through_the_subscriber_only_when_there_is_one() {
+        assert!(!has_subscriber());
+        let sink = subscriber(std::io::sink);
+        assert!(tracing::subscriber::with_default(sink, has_subscriber));
+    }
 
     #[test]
     fn rust_log_sets_levels_per_target_and_defaults_to_info() {

@@ -1,14 +1,16 @@
 //! Access tokens: their claims, signing, and the ordered checks of verify.
 //!
 //! Checks run cheapest and most dangerous first, each with its own
-//! [`TokenError`]: size, shape, pinned algorithm, kid (then the caller looks
-//! the key up), signature, time claims against our clock, issuer and audience.
+//! [`TokenError`]: size, shape, pinned algorithm, `typ`, no `crit`, kid (then
+//! the caller looks the key up), signature, time claims against our clock,
+//! issuer and audience.
 //! Session state is checked afterwards by [`crate::verify`].
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Header};
-use serde::{Deserialize, Serialize};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 use crate::config::TokenPolicy;
@@ -59,6 +61,12 @@ pub enum TokenError {
     /// Header `alg` other than HS256.
     #[error("token algorithm is not accepted")]
     Algorithm,
+    /// Header `typ` present and other than `JWT`: another kind of token.
+    #[error("token type is not accepted")]
+    Type,
+    /// Header `crit` present: extensions we would have to understand (RFC 7515 §4.1.11).
+    #[error("token has critical header parameters")]
+    Critical,
     /// Missing, malformed or unknown `kid`.
     #[error("token signing key is unknown")]
     UnknownKey,
@@ -102,10 +110,25 @@ impl Unverified<'_> {
     }
 }
 
+/// The header members we check. serde refuses one named twice (so no two
+/// parsers can read different values); others are ignored.
 #[derive(Deserialize)]
 struct RawHeader {
     alg: String,
+    typ: Option<String>,
+    #[serde(default)]
+    crit: Present,
     kid: Option<String>,
+}
+
+/// Whether a member was there at all, whatever its value (`null` included).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Self(true))
+    }
 }
 
 /// Size, shape and header checks, in that order.
@@ -135,6 +158,14 @@ pub fn inspect(raw: &str) -> Result<Unverified<'_>, TokenError> {
     // Pinned: the algorithm is ours to choose, never the token's.
     if header.alg != "HS256" {
         return Err(TokenError::Algorithm);
+    }
+    // Ours say `JWT`; another `typ` is a token meant for something else (RFC 8725 §3.11).
+    if header.typ.is_some_and(|typ| typ != "JWT") {
+        return Err(TokenError::Type);
+    }
+    // We understand no extension, so any `crit` must be refused.
+    if header.crit.0 {
+        return Err(TokenError::Critical);
     }
     let kid = header
         .kid
@@ -331,6 +362,89 @@ mod tests {
     }
 
     #[test]
+    fn a_typ_other_than_jwt_is_rejected() {
+        let k = key("v1");
+        let payload = serde_json::to_value(claims()).unwrap();
+        for typ in ["at+jwt", "jwt", "JWS", "", "JWT "] {
+            let header = json!({"alg": "HS256", "typ": typ, "kid": "v1"});
+            let t = forge(header, payload.clone(), &k);
+            assert_eq!(
+                full_check(&t, std::slice::from_ref(&k)).unwrap_err(),
+                TokenError::Type,
+                "{typ:?}"
+            );
+        }
+        let untyped = forge(json!({"alg": "HS256", "kid": "v1"}), payload, &k);
+        assert!(full_check(&untyped, &[k]).is_ok(), "typ is optional");
+    }
+
+    #[test]
+    fn a_crit_header_is_rejected_whatever_it_lists() {
+        let k = key("v1");
+        let payload = serde_json::to_value(claims()).unwrap();
+        for crit in [json!(["exp"]), json!([]), json!(null), json!("b64")] {
+            let header = json!({"alg": "HS256", "typ": "JWT", "kid": "v1", "crit": crit});
+            let t = forge(header, payload.clone(), &k);
+            assert_eq!(
+                full_check(&t, std::slice::from_ref(&k)).unwrap_err(),
+                TokenError::Critical,
+                "{crit}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_checks_run_alg_then_typ_then_crit_then_kid() {
+        let header = |h: &str| {
+            let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
+            format!("{}.{p}.c2ln", URL_SAFE_NO_PAD.encode(h))
+        };
+        for (h, expected) in [
+            (
+                r#"{"alg":"none","typ":"x","crit":[],"kid":"../x"}"#,
+                TokenError::Algorithm,
+            ),
+            (
+                r#"{"alg":"HS256","typ":"x","crit":[],"kid":"../x"}"#,
+                TokenError::Type,
+            ),
+            (
+                r#"{"alg":"HS256","typ":"JWT","crit":[],"kid":"../x"}"#,
+                TokenError::Critical,
+            ),
+            (
+                r#"{"alg":"HS256","typ":"JWT","kid":"../x"}"#,
+                TokenError::UnknownKey,
+            ),
+        ] {
+            assert_eq!(inspect(&header(h)).unwrap_err(), expected, "{h}");
+        }
+    }
+
+    #[test]
+    fn a_header_member_named_twice_is_malformed() {
+        let k = key("v1");
+        let payload = serde_json::to_value(claims()).unwrap();
+        let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap());
+        for h in [
+            r#"{"alg":"none","alg":"HS256","kid":"v1"}"#,
+            r#"{"alg":"HS256","kid":"v1","kid":"v2"}"#,
+            r#"{"alg":"HS256","typ":"JWT","typ":"JWT","kid":"v1"}"#,
+            r#"{"alg":"HS256","crit":[],"crit":[],"kid":"v1"}"#,
+        ] {
+            let input = format!("{}.{p}", URL_SAFE_NO_PAD.encode(h));
+            let sig = jsonwebtoken::crypto::sign(input.as_bytes(), k.encoding(), Algorithm::HS256)
+                .unwrap();
+            let t = format!("{input}.{sig}");
+            assert_eq!(
+                full_check(&t, std::slice::from_ref(&k)).unwrap_err(),
+                TokenError::Malformed,
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_missing_and_path_like_kids_are_rejected() {
         let k = key("v1");
         let payload = serde_json::to_value(claims()).unwrap();
@@ -453,6 +567,71 @@ mod tests {
         let mut c = claims();
         c.iat = NOW + 31;
         assert_eq!(check_claims(&c, &p, NOW), Err(TokenError::IssuedInFuture));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Text that often looks like a token: three or so base64url parts.
+        fn token_like() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "[A-Za-z0-9_=+/.-]{0,80}",
+                "[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{1,44}",
+                "eyJ[A-Za-z0-9_-]{0,40}\\.eyJ[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_é-]{0,44}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            #[test]
+            fn any_text_is_refused_with_a_token_error(raw in token_like()) {
+                let k = key("v1");
+                match inspect(&raw) {
+                    Ok(t) => {
+                        prop_assert!(is_valid_kid(t.kid()));
+                        // Nobody but us can sign: random text never verifies.
+                        prop_assert!(verify_signature(&t, &k).is_err());
+                    }
+                    Err(e) => prop_assert!(
+                        !matches!(e, TokenError::Missing | TokenError::Revoked),
+                        "{e:?}"
+                    ),
+                }
+            }
+
+            #[test]
+            fn a_valid_token_with_one_character_changed_is_refused(
+                at in 0..160usize,
+                c in prop_oneof![any::<char>(), prop::sample::select(&['A', 'a', '0', '-', '_', '.', '='][..])],
+            ) {
+                let k = key("v1");
+                let token = sign(&claims(), &k).unwrap();
+                let mutated: String = token
+                    .chars()
+                    .enumerate()
+                    .map(|(i, old)| if i == at % token.len() { c } else { old })
+                    .collect();
+                prop_assume!(mutated != token);
+                prop_assert!(full_check(&mutated, &[k]).is_err());
+            }
+
+            #[test]
+            fn a_valid_token_cut_or_extended_is_refused(
+                cut in 1..160usize,
+                tail in "[A-Za-z0-9_.=-]{0,4}",
+            ) {
+                let k = key("v1");
+                let token = sign(&claims(), &k).unwrap();
+                let kept: String = token.chars().take(token.len().saturating_sub(cut)).collect();
+                let changed = format!("{kept}{tail}");
+                prop_assume!(changed != token);
+                prop_assert!(full_check(&changed, &[k]).is_err());
+            }
+        }
     }
 
     #[test]

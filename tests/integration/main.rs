@@ -14,6 +14,7 @@ mod calls;
 mod cli;
 mod errors;
 mod events;
+mod hostile;
 mod login;
 mod logs;
 mod oauth;

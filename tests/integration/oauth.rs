@@ -58,6 +58,33 @@ async fn client_credentials_by_basic_auth_returns_a_bearer_token() {
 }
 
 #[tokio::test]
+async fn a_strict_client_that_urlencodes_the_key_in_basic_auth_gets_a_token() {
+    let t = TestApp::spawn().await;
+    let key = t.create_key("read").await;
+    // RFC 6749 §2.3.1: id and secret are form-urlencoded before base64, and
+    // a strict encoder escapes the key's `_`.
+    let encoded = key.replace('_', "%5F");
+    assert_ne!(encoded, key);
+    let auth = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{encoded}", key_id(&key)))
+    );
+    let r = post_form(
+        &t,
+        "/oauth2/token",
+        Some(&auth),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.token(),
+        t.token(&key, "default").await,
+        "the same key's token"
+    );
+}
+
+#[tokio::test]
 async fn client_credentials_by_form_fields_returns_the_same_token_as_login() {
     let t = TestApp::spawn().await;
     let key = t.create_key("read").await;

@@ -9,6 +9,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     auth_shared::telemetry::init();
+    auth_shared::telemetry::install_panic_hook();
     let routes = RouteScopes::from_env()?;
     let app = auth_shared::app::from_env().await?;
     app.warm_up().await;

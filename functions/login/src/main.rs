@@ -6,6 +6,7 @@ use lambda_http::{Error, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     auth_shared::telemetry::init();
+    auth_shared::telemetry::install_panic_hook();
     let app = auth_shared::app::from_env().await?;
     app.warm_up().await;
     let app = &app;

@@ -9,6 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     auth_shared::telemetry::init();
+    auth_shared::telemetry::install_panic_hook();
     let spacing = Spacing::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = auth_shared::app::aws_sdk_config().await;

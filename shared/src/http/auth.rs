@@ -1,7 +1,7 @@
 //! The `/auth/*` routes: request fields in, response bodies out.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::one_token;
 use crate::app::App;
@@ -57,22 +57,22 @@ pub(super) async fn verify(
     };
     let verified =
         verify::verify(app, token.as_ref().map(|t| t.expose_secret()), scope, audit).await?;
-    Ok(verified_body(&verified))
+    Ok(Value::Object(verified_body(&verified)))
 }
 
 /// The claims of a valid token, as `/auth/verify` shows them.
-pub(super) fn verified_body(v: &Verified) -> Value {
+pub(super) fn verified_body(v: &Verified) -> Map<String, Value> {
     let c = &v.claims;
-    json!({
-        "active": true,
-        "sub": c.sub,
-        "session_id": c.sid,
-        "scope": c.scope,
-        "jti": c.jti,
-        "iat": c.iat,
-        "exp": c.exp,
-        "expires_in": v.expires_in,
-    })
+    let mut body = Map::new();
+    body.insert("active".into(), json!(true));
+    body.insert("sub".into(), json!(c.sub));
+    body.insert("session_id".into(), json!(c.sid));
+    body.insert("scope".into(), json!(c.scope));
+    body.insert("jti".into(), json!(c.jti));
+    body.insert("iat".into(), json!(c.iat));
+    body.insert("exp".into(), json!(c.exp));
+    body.insert("expires_in".into(), json!(v.expires_in));
+    body
 }
 
 pub(super) async fn revoke(
@@ -86,11 +86,13 @@ pub(super) async fn revoke(
 }
 
 pub(super) fn revoked_body(done: &Revoked) -> Value {
-    let mut body = json!({"revoked": true, "sessions_revoked": done.sessions});
+    let mut body = Map::new();
+    body.insert("revoked".into(), json!(true));
+    body.insert("sessions_revoked".into(), json!(done.sessions));
     if done.api_key {
-        body["api_key_revoked"] = json!(true);
+        body.insert("api_key_revoked".into(), json!(true));
     }
-    body
+    Value::Object(body)
 }
 
 fn revoke_request(

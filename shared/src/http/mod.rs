@@ -3,26 +3,32 @@
 //! Routing, body limits, content types, headers and the one log line per
 //! request live here; the logic modules never see HTTP. Every Lambda and the
 //! local server call [`handle`], each serving its own routes: [`auth`] holds
-//! the `/auth/*` routes, [`oauth`] the OAuth2 ones.
+//! the `/auth/*` routes, [`oauth`] the OAuth2 ones, [`credential`] reads the
+//! `Authorization` header for all of them.
 
 mod auth;
+pub mod credential;
 mod oauth;
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use lambda_http::http::header::{
-    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE,
+    ALLOW, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::app::App;
 use crate::error::{ApiError, RETRY_AFTER_SECONDS};
 use crate::request::Fields;
 use crate::telemetry::Audit;
 use crate::token::TokenError;
+
+pub use credential::{Credential, bearer};
 
 /// One of the service's routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,18 +119,24 @@ pub async fn handle(
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let route = Route::of(request.uri().path()).filter(|r| routes.contains(r));
-    let credential = Credential::of(&request);
+    let credential = Credential::of(request.headers());
     let mut audit = Audit::default();
     let result = match route {
         None => Err(ApiError::NotFound),
         Some(route) if !route.accepts(request.method()) => {
             Err(ApiError::MethodNotAllowed(route.allow()))
         }
-        Some(route) => dispatch(app, route, &request, &credential, &mut audit).await,
+        // A panic is a bug, answered like any other 500: the process, its
+        // other requests and this request's log line all survive it. Nothing
+        // the future held is used after it unwound, hence AssertUnwindSafe.
+        Some(route) => AssertUnwindSafe(dispatch(app, route, &request, credential, &mut audit))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(ApiError::internal(Panicked))),
     };
     let response = match &result {
         Ok(body) => json_response(StatusCode::OK, body),
-        Err(e) => error_response(e, route, &credential, &request_id),
+        Err(e) => error_response(e, route, credential, &request_id),
     };
     let error = result.as_ref().err();
     let detail = error
@@ -147,11 +159,16 @@ pub async fn handle(
     response
 }
 
+/// What a panic turns into; its payload is never read, as it may hold request data.
+#[derive(Debug, thiserror::Error)]
+#[error("the handler panicked")]
+struct Panicked;
+
 async fn dispatch(
     app: &App,
     route: Route,
     request: &Request,
-    credential: &Credential,
+    credential: Credential<'_>,
     audit: &mut Audit,
 ) -> Result<Value, ApiError> {
     let fields = if request.method() == Method::GET {
@@ -166,61 +183,32 @@ async fn dispatch(
     match route {
         Route::Login => auth::login(app, &fields, audit).await,
         Route::Verify => {
-            let query = Fields::form(request.uri().query().unwrap_or("").as_bytes())?;
-            auth::verify(app, credential.bearer()?, &fields, &query, audit).await
+            let query = Fields::query(request.uri().query().unwrap_or(""))?;
+            auth::verify(app, bearer_of(credential)?, &fields, &query, audit).await
         }
-        Route::Revoke => auth::revoke(app, credential.bearer()?, &fields, audit).await,
-        Route::Token => oauth::token(app, credential.basic(), &fields, audit).await,
-        Route::Introspect => oauth::introspect(app, credential.basic(), &fields, audit).await,
-        Route::OAuthRevoke => oauth::revoke(app, credential.basic(), &fields, audit).await,
+        Route::Revoke => auth::revoke(app, bearer_of(credential)?, &fields, audit).await,
+        Route::Token => oauth::token(app, basic_of(credential), &fields, audit).await,
+        Route::Introspect => oauth::introspect(app, basic_of(credential), &fields, audit).await,
+        Route::OAuthRevoke => oauth::revoke(app, basic_of(credential), &fields, audit).await,
         Route::Metadata => Ok(oauth::metadata(&app.policy)),
     }
 }
 
-/// What the `Authorization` header carries.
-enum Credential {
-    None,
-    Bearer(SecretString),
-    Basic(String),
-    /// Present but not text, or a scheme we do not know.
-    Unusable,
+/// The bearer token, if any; other schemes count as none, but an unreadable
+/// header is a malformed token.
+fn bearer_of(credential: Credential<'_>) -> Result<Option<SecretString>, ApiError> {
+    match credential {
+        Credential::Bearer(t) => Ok(Some(SecretString::from(t))),
+        Credential::None | Credential::Basic(_) | Credential::Other => Ok(None),
+        Credential::Unusable => Err(ApiError::InvalidToken(TokenError::Malformed)),
+    }
 }
 
-impl Credential {
-    fn of(request: &Request) -> Self {
-        let Some(value) = request.headers().get(AUTHORIZATION) else {
-            return Self::None;
-        };
-        let Ok(value) = value.to_str() else {
-            return Self::Unusable;
-        };
-        match value.split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
-                Self::Bearer(SecretString::from(rest.trim().to_owned()))
-            }
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
-                Self::Basic(rest.trim().to_owned())
-            }
-            _ => Self::Unusable,
-        }
-    }
-
-    /// The bearer token, if any; other schemes count as none, but a header
-    /// that is not even text is a malformed token.
-    fn bearer(&self) -> Result<Option<SecretString>, ApiError> {
-        match self {
-            Self::Bearer(t) => Ok(Some(t.clone())),
-            Self::None | Self::Basic(_) => Ok(None),
-            Self::Unusable => Err(ApiError::InvalidToken(TokenError::Malformed)),
-        }
-    }
-
-    /// The Basic credentials, base64-encoded as sent.
-    fn basic(&self) -> Option<&str> {
-        match self {
-            Self::Basic(b) => Some(b),
-            _ => None,
-        }
+/// The Basic credentials, base64-encoded as sent.
+fn basic_of(credential: Credential<'_>) -> Option<&str> {
+    match credential {
+        Credential::Basic(b) => Some(b),
+        _ => None,
     }
 }
 
@@ -252,19 +240,18 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
 fn error_response(
     error: &ApiError,
     route: Option<Route>,
-    credential: &Credential,
+    credential: Credential<'_>,
     request_id: &str,
 ) -> Response<Body> {
-    let mut body = json!({
-        "error": error.code(),
-        "error_description": error.description(),
-        "request_id": request_id,
-    });
+    let mut body = Map::new();
     if route == Some(Route::Verify) && matches!(error, ApiError::InvalidToken(_)) {
-        body["active"] = json!(false);
+        body.insert("active".into(), json!(false));
     }
+    body.insert("error".into(), json!(error.code()));
+    body.insert("error_description".into(), json!(error.description()));
+    body.insert("request_id".into(), json!(request_id));
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json_response(status, &body);
+    let mut response = json_response(status, &Value::Object(body));
     let headers = response.headers_mut();
     match error {
         ApiError::InvalidToken(_) => {
@@ -302,4 +289,177 @@ fn error_response(
         _ => {}
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use secrecy::{ExposeSecret, SecretString};
+
+    use super::*;
+    use crate::api_key::{ApiKey, KeyId, KeyRecord};
+    use crate::calls::AwsCalls;
+    use crate::clock::SystemClock;
+    use crate::config::TokenPolicy;
+    use crate::keyring::{KeyRing, KeySet, SigningKey, StaticKeySource};
+    use crate::session_id::SessionId;
+    use crate::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
+
+    /// A store with a bug: reading a key panics, with the key id in the message.
+    struct PanickingStore;
+
+    #[async_trait]
+    impl Store for PanickingStore {
+        async fn key_and_session(
+            &self,
+            key: &KeyId,
+            _: &SessionId,
+        ) -> Result<KeyAndSession, StoreError> {
+            panic!("corrupt record for {key}");
+        }
+        async fn caller_key_and_session(
+            &self,
+            _: &KeyId,
+            _: &KeyId,
+            _: &SessionId,
+        ) -> Result<(Option<KeyRecord>, KeyAndSession), StoreError> {
+            Ok((None, (None, None)))
+        }
+        async fn put_session(
+            &self,
+            _: &SessionRecord,
+            _: Option<&str>,
+        ) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn delete_session(
+            &self,
+            _: &KeyId,
+            _: &SessionId,
+            _: Option<&str>,
+        ) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn unexpired_sessions(
+            &self,
+            _: &KeyId,
+            _: u64,
+        ) -> Result<Vec<SessionTimes>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn list_sessions(&self, _: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+            panic!("corrupt record for {key}");
+        }
+        async fn create_key(&self, _: &KeyRecord) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn save_key(&self, _: &KeyRecord) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn app() -> App {
+        let signing = SigningKey::new("v1", &SecretString::from("k".repeat(32))).unwrap();
+        let keys = KeySet {
+            current: Arc::new(signing),
+            previous: None,
+        };
+        App {
+            calls: AwsCalls::default(),
+            policy: TokenPolicy::with_issuer("https://auth.test"),
+            store: Arc::new(PanickingStore),
+            keys: Arc::new(KeyRing::new(
+                Arc::new(StaticKeySource(keys)),
+                Duration::from_secs(300),
+            )),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    async fn login(app: &App, api_key: &str) -> (StatusCode, Value) {
+        let body = json!({ "api_key": api_key }).to_string();
+        let request = lambda_http::http::Request::builder()
+            .method(Method::POST)
+            .uri("/auth/login")
+            .header(CONTENT_TYPE, "application/json")
+            .body(Body::Text(body))
+            .unwrap();
+        let response = handle(app, "test", Route::ALL, request).await;
+        let Body::Text(text) = response.body() else {
+            panic!("not text: {:?}", response.body())
+        };
+        (response.status(), serde_json::from_str(text).unwrap())
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_server_error_and_the_next_request_is_answered() {
+        // As in the integration harness: a second live dispatcher keeps other
+        // threads, which have no subscriber, from marking the callsite "never".
+        static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let _guard =
+            tracing::subscriber::set_default(crate::telemetry::subscriber(move || writer.clone()));
+
+        let app = app();
+        let key = ApiKey::generate().unwrap();
+        let (status, body) = login(&app, key.expose().expose_secret()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"], "server_error");
+        let mut fields: Vec<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["error", "error_description", "request_id"]);
+        assert!(!body.to_string().contains(key.id().as_str()), "{body}");
+
+        let (status, body) = login(&app, "bauth_not-a-key").await;
+        assert_eq!(
+            (status, &body["error"]),
+            (StatusCode::UNAUTHORIZED, &json!("invalid_client"))
+        );
+
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let requests: Vec<&Value> = lines.iter().filter(|l| l["message"] == "request").collect();
+        assert_eq!(requests.len(), 2, "{text}");
+        assert_eq!(requests[0]["status"], 500);
+        assert_eq!(requests[0]["outcome"], "error");
+        assert_eq!(requests[0]["error"], "server_error");
+        assert_eq!(requests[1]["status"], 401);
+        assert!(
+            !text.contains("corrupt record"),
+            "the panic message stays out of the log: {text}"
+        );
+    }
 }

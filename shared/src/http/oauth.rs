@@ -92,13 +92,13 @@ pub(super) async fn introspect(
     match verified {
         Ok(v) => {
             let mut body = verified_body(&v);
-            body["client_id"] = json!(v.claims.sub);
-            body["iss"] = json!(v.claims.iss);
-            body["token_type"] = json!("Bearer");
+            body.insert("client_id".into(), json!(v.claims.sub));
+            body.insert("iss".into(), json!(v.claims.iss));
+            body.insert("token_type".into(), json!("Bearer"));
             if let Some(aud) = &v.claims.aud {
-                body["aud"] = json!(aud);
+                body.insert("aud".into(), json!(aud));
             }
-            Ok(body)
+            Ok(Value::Object(body))
         }
         // RFC 7662 §2.2: any token that is not active gets this and nothing more.
         Err(ApiError::InvalidToken(_)) => Ok(json!({"active": false})),
