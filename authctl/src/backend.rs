@@ -1,6 +1,8 @@
 //! Opening the backend a command works on: the embedded store in the data
 //! directory, or a DynamoDB table (and Secrets Manager secret) on AWS.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use auth_shared::keyring::KeySource;
@@ -27,7 +29,9 @@ impl BackendArgs {
             ))),
             None => {
                 self.ensure_data_dir()?;
-                Ok(Arc::new(SqliteStore::open(&self.data_dir.join(DB_FILE))?))
+                let db = self.data_dir.join(DB_FILE);
+                private_files(&db)?;
+                Ok(Arc::new(SqliteStore::open(&db)?))
             }
         }
     }
@@ -64,11 +68,58 @@ impl BackendArgs {
         }
     }
 
+    /// Creates the data directory 0700, or narrows an existing one to 0700:
+    /// it holds the signing key and every key's hash.
     fn ensure_data_dir(&self) -> Result<(), CliError> {
-        std::fs::create_dir_all(&self.data_dir).map_err(|e| {
-            CliError::Failed(format!("cannot create {}: {e}", self.data_dir.display()))
-        })
+        let dir = &self.data_dir;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        narrow(dir, 0o700)
     }
+}
+
+/// Creates the database file 0600 before SQLite opens it (SQLite gives its
+/// `-wal` and `-shm` files the database file's mode), and narrows any of the
+/// three that an older version left wider.
+fn private_files(db: &Path) -> Result<(), CliError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db)
+        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", db.display())))?;
+    narrow(db, 0o600)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let path = PathBuf::from(path);
+        if path.exists() {
+            narrow(&path, 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes every permission beyond `mode` from `path`, saying so once.
+fn narrow(path: &Path, mode: u32) -> Result<(), CliError> {
+    let failed =
+        |e: std::io::Error| CliError::Failed(format!("cannot secure {}: {e}", path.display()));
+    let was = std::fs::metadata(path)
+        .map_err(failed)?
+        .permissions()
+        .mode()
+        & 0o777;
+    if was & !mode != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(failed)?;
+        eprintln!(
+            "authctl: narrowed {} from {was:o} to {mode:o}: only its owner may read it",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// The AWS configuration from the standard environment, with the service's bounded timeouts.

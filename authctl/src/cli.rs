@@ -98,6 +98,36 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// A request's headers and body must arrive within this time of its first byte (1s to 5m).
+    #[arg(long, default_value = "10s", value_name = "DURATION",
+          value_parser = serve_limit::<1, 300>)]
+    pub request_timeout: Duration,
+    /// A connection idle this long between requests is closed (1s to 1h).
+    #[arg(long, default_value = "60s", value_name = "DURATION",
+          value_parser = serve_limit::<1, 3600>)]
+    pub idle_timeout: Duration,
+    /// Open connections at most; past it new ones are answered 503 and closed (1 to 100000).
+    #[arg(long, default_value_t = 1024, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections: u32,
+    /// Another Host the server answers to besides its own address and localhost,
+    /// as NAME (any port) or NAME:PORT; repeatable. Needed behind a proxy or on 0.0.0.0.
+    #[arg(long, value_name = "HOST")]
+    pub public_host: Vec<crate::serve::host::AllowedHost>,
+}
+
+/// A duration flag of `serve`, from `MIN` to `MAX` seconds.
+fn serve_limit<const MIN: u64, const MAX: u64>(s: &str) -> Result<Duration, String> {
+    let value = parse_duration(s)?;
+    if value < Duration::from_secs(MIN) || value > Duration::from_secs(MAX) {
+        let (min, max) = (Duration::from_secs(MIN), Duration::from_secs(MAX));
+        return Err(format!(
+            "must be from {} to {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(value)
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,15 @@
 //! `authctl serve`: the service's routes on one local port, through the very
 //! handler the Lambdas run (`auth_shared::http::handle`), on the embedded
 //! store or on DynamoDB.
+//!
+//! It faces whatever can reach the port, so each connection is bounded: a
+//! request must arrive whole within `--request-timeout`, an idle connection
+//! closes after `--idle-timeout`, at most `--max-connections` are served at
+//! once, and only requests whose `Host` names this server are answered.
+
+mod accept;
+mod connection;
+pub mod host;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,6 +20,7 @@ use auth_shared::App;
 use auth_shared::calls::AwsCalls;
 use auth_shared::clock::{Clock, SystemClock};
 use auth_shared::config::TokenPolicy;
+use auth_shared::error::RETRY_AFTER_SECONDS;
 use auth_shared::http::{Route, handle};
 use auth_shared::keyring::KeyRing;
 use auth_shared::request::MAX_BODY_BYTES;
@@ -18,19 +28,41 @@ use auth_shared::scope::Scopes;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use secrecy::ExposeSecret;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::cli::{BackendArgs, ServeArgs};
 use crate::error::CliError;
 use crate::keys;
+use connection::{ConnectionClock, Limits, Watched};
+use host::{Hosts, Refusal};
 
 /// How long a stop waits for requests in flight before closing their connections.
 const DRAIN: Duration = Duration::from_secs(5);
+
+/// Connections past `--max-connections` that are still answered 503 at once;
+/// beyond these a new connection is closed unanswered.
+///
+/// A 503 with `Retry-After` tells a client to back off, where a bare close
+/// looks like a network fault that clients retry at once; but answering costs
+/// a task and reading the request (closing a socket with unread input resets
+/// it, and the client may never see the answer). So a small pool answers, and
+/// a flood beyond it costs no more than accept and close.
+const SHED_AT_ONCE: usize = 64;
+
+/// What every connection's service shares.
+struct Site {
+    app: App,
+    hosts: Hosts,
+}
 
 /// Serves until Ctrl-C or SIGTERM. The `listening on` line comes last, once
 /// the starter key (if any) is printed: from then on requests are answered.
@@ -51,27 +83,40 @@ pub async fn run(backend: &BackendArgs, args: ServeArgs) -> Result<(), CliError>
     let stop = stop_signal()?;
     tokio::pin!(stop);
     println!("listening on http://{addr}");
-    let app = Arc::new(app);
+    let site = Arc::new(Site {
+        app,
+        hosts: Hosts::new(addr, &args.public_host),
+    });
+    let limits = Limits {
+        request: args.request_timeout,
+        idle: args.idle_timeout,
+    };
+    let open = Arc::new(Semaphore::new(args.max_connections as usize));
+    let shedding = Arc::new(Semaphore::new(SHED_AT_ONCE));
+    let mut backoff = accept::Backoff::default();
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let app = app.clone();
-                    let service = service_fn(move |request| {
-                        let app = app.clone();
-                        async move { Ok::<_, Infallible>(respond(&app, request).await) }
-                    });
-                    let connection =
-                        http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                    });
+                    backoff.succeeded();
+                    if let Ok(permit) = open.clone().try_acquire_owned() {
+                        tokio::spawn(serve(stream, site.clone(), limits, graceful.watcher(), permit));
+                    } else if let Ok(permit) = shedding.clone().try_acquire_owned() {
+                        tokio::spawn(shed(stream, limits, graceful.watcher(), permit));
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "accept failed"),
+                Err(e) => {
+                    let after = backoff.failed(std::time::Instant::now());
+                    if let Some(failures) = after.log {
+                        tracing::warn!(error = %e, failures, pause_ms = after.pause.as_millis(),
+                            "accept failed; pausing before the next");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(after.pause) => {}
+                        () = &mut stop => break,
+                    }
+                }
             },
             () = &mut stop => break,
         }
@@ -151,33 +196,162 @@ More keys: authctl keys create --name NAME --scopes \"read\"   (Ctrl-C stops the
     Ok(())
 }
 
+/// Serves one connection within `limits`; it holds `permit` until it closes.
+async fn serve(
+    stream: TcpStream,
+    site: Arc<Site>,
+    limits: Limits,
+    watcher: Watcher,
+    permit: OwnedSemaphorePermit,
+) {
+    connection(stream, limits, true, watcher, move |request, deadline| {
+        let site = site.clone();
+        async move { respond(&site, request, deadline).await }
+    })
+    .await;
+    drop(permit);
+}
+
+/// Answers every request of a connection past the cap 503, then closes it.
+async fn shed(stream: TcpStream, limits: Limits, watcher: Watcher, permit: OwnedSemaphorePermit) {
+    connection(
+        stream,
+        limits,
+        false,
+        watcher,
+        |request, deadline| async move {
+            // Read first: closing on unread input would reset the connection
+            // under the answer.
+            read_body(request.into_body(), deadline).await.ok();
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the server has too many open connections; retry later",
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            response
+        },
+    )
+    .await;
+    drop(permit);
+}
+
+/// Runs hyper on `stream` with `answer` as the service, and closes the
+/// connection when it overstays a phase of `limits`.
+async fn connection<F, Fut>(
+    stream: TcpStream,
+    limits: Limits,
+    keep_alive: bool,
+    watcher: Watcher,
+    answer: F,
+) where
+    F: Fn(Request<Incoming>, Instant) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let clock = Arc::new(ConnectionClock::new(limits));
+    let io = TokioIo::new(Watched::new(stream, clock.clone()));
+    let service = {
+        let clock = clock.clone();
+        service_fn(move |request| {
+            let answered = answer(request, clock.request_started());
+            let clock = clock.clone();
+            async move {
+                let response = answered.await;
+                clock.request_answered();
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    // The clock keeps the header deadline: hyper's own would cut idle
+    // keep-alive connections after it too (and needs a timer).
+    let connection = http1::Builder::new()
+        .keep_alive(keep_alive)
+        .header_read_timeout(None)
+        .serve_connection(io, service);
+    tokio::select! {
+        result = watcher.watch(connection) => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        () = clock.overstayed() => tracing::debug!("connection closed: it timed out"),
+    }
+}
+
 /// One request through the Lambdas' handler: hyper in, lambda_http in the middle, hyper out.
-async fn respond(app: &App, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn respond(
+    site: &Site,
+    request: Request<Incoming>,
+    deadline: Instant,
+) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let body = match read_capped(body).await {
+    let body = match read_body(body, deadline).await {
         Ok(bytes) if bytes.is_empty() => lambda_http::Body::Empty,
         Ok(bytes) => lambda_http::Body::Binary(bytes),
-        Err(e) => {
+        Err(BodyError::Late) => {
+            let mut response = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request",
+                "the request body did not arrive in time",
+            );
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+        Err(BodyError::Broken(e)) => {
             tracing::debug!(error = %e, "request body could not be read");
-            return plain(
-                400,
-                r#"{"error":"invalid_request","error_description":"the body could not be read"}"#,
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the body could not be read",
             );
         }
     };
+    match site.hosts.check(&parts.uri, &parts.headers) {
+        Ok(()) => {}
+        Err(Refusal::Malformed) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request needs exactly one Host header of the form name[:port]",
+            );
+        }
+        Err(Refusal::Foreign) => {
+            return error(
+                StatusCode::MISDIRECTED_REQUEST,
+                "invalid_request",
+                "this server does not answer for that Host (see authctl serve --public-host)",
+            );
+        }
+    }
     let response = handle(
-        app,
+        &site.app,
         "authctl",
         Route::ALL,
         lambda_http::Request::from_parts(parts, body),
     )
     .await;
     let (parts, body) = response.into_parts();
-    hyper::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
+    Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
 }
 
-/// Reads at most one byte past the handler's cap: enough for it to answer
-/// 413, without holding an unbounded body in memory.
+enum BodyError {
+    Late,
+    Broken(hyper::Error),
+}
+
+/// Reads the body by `deadline`, at most one byte past the handler's cap:
+/// enough for it to answer 413, without holding an unbounded body in memory.
+async fn read_body(body: Incoming, deadline: Instant) -> Result<Vec<u8>, BodyError> {
+    tokio::time::timeout_at(deadline, read_capped(body))
+        .await
+        .map_err(|_| BodyError::Late)?
+        .map_err(BodyError::Broken)
+}
+
 async fn read_capped(mut body: Incoming) -> Result<Vec<u8>, hyper::Error> {
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
@@ -192,14 +366,34 @@ async fn read_capped(mut body: Incoming) -> Result<Vec<u8>, hyper::Error> {
     Ok(bytes)
 }
 
-fn plain(status: u16, body: &'static str) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+/// The JSON of an error the server answers before the handler sees the
+/// request: the handler's shape with a fresh request id, and its log line.
+fn error_body(status: StatusCode, code: &str, description: &str) -> String {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    tracing::info!(
+        function = "authctl",
+        status = status.as_u16(),
+        outcome = "error",
+        error = code,
+        request_id,
+        "request"
     );
+    serde_json::json!({
+        "error": code,
+        "error_description": description,
+        "request_id": request_id,
+    })
+    .to_string()
+}
+
+/// An error answered by the server itself.
+fn error(status: StatusCode, code: &str, description: &str) -> Response<Full<Bytes>> {
+    let body = error_body(status, code, description);
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
