@@ -118,7 +118,7 @@ pub struct ServeArgs {
 
 /// A duration flag of `serve`, from `MIN` to `MAX` seconds.
 fn serve_limit<const MIN: u64, const MAX: u64>(s: &str) -> Result<Duration, String> {
-    let value = parse_duration(s)?;
+    let value = humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 10s, 1m)"))?;
     if value < Duration::from_secs(MIN) || value > Duration::from_secs(MAX) {
         let (min, max) = (Duration::from_secs(MIN), Duration::from_secs(MAX));
         return Err(format!(

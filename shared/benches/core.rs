@@ -8,7 +8,7 @@
 
 // Set-up failures abort a benchmark run the way they abort a start-up: there
 // is no caller to hand an error to.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)]
 
 use std::hint::black_box;
 use std::path::PathBuf;

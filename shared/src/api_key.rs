@@ -286,6 +286,7 @@ impl KeyRecord {
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
 

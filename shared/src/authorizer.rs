@@ -138,11 +138,15 @@ impl RouteKey {
     /// with that wildcard spanning two segments or more.
     fn overreach(&self) -> Vec<String> {
         let parts = self.parts();
-        (0..parts.len())
-            .filter(|&i| matches!(parts[i], Part::One))
-            .map(|i| {
+        parts
+            .iter()
+            .enumerate()
+            .filter(|(_, part)| matches!(part, Part::One))
+            .map(|(i, _)| {
                 let mut wider = parts.clone();
-                wider[i] = Part::Lit("*/*");
+                if let Some(part) = wider.get_mut(i) {
+                    *part = Part::Lit("*/*");
+                }
                 pattern_of(&wider)
             })
             .collect()
@@ -214,10 +218,10 @@ fn intersects(pattern: &[u8], route: &[Tok]) -> bool {
     let mut todo = vec![(0, 0)];
     while let Some((i, j)) = todo.pop() {
         let index = i * (route.len() + 1) + j;
-        if seen[index] {
-            continue;
+        match seen.get_mut(index) {
+            Some(seen) if !*seen => *seen = true,
+            _ => continue,
         }
-        seen[index] = true;
         if i == pattern.len() && j == route.len() {
             return true;
         }

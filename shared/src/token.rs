@@ -239,6 +239,7 @@ pub fn sign(claims: &Claims, key: &SigningKey) -> Result<String, jsonwebtoken::e
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
     use secrecy::SecretString;
