@@ -70,7 +70,7 @@ impl BackendArgs {
 
     /// Creates the data directory 0700, or narrows an existing one to 0700:
     /// it holds the signing key and every key's hash.
-    fn ensure_data_dir(&self) -> Result<(), CliError> {
+    pub fn ensure_data_dir(&self) -> Result<(), CliError> {
         let dir = &self.data_dir;
         std::fs::DirBuilder::new()
             .recursive(true)

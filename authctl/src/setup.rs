@@ -126,18 +126,19 @@ pub async fn rotate_signing_key(
     };
     let spacing = spacing(backend)?;
     let rotated = match &backend.table {
-        None => LocalKeySource::open_or_create(&backend.data_dir)?
-            .rotate(
-                spacing,
-                pace,
-                SystemClock
-                    .now()
-                    .map_err(|e| CliError::Failed(e.to_string()))?,
-            )
-            .map_err(|e| match e {
-                LocalRotationError::TooSoon(e) => too_soon(&e),
-                LocalRotationError::Keys(e) => e.into(),
-            })?,
+        None => {
+            // A first rotation may come before anything else made the directory.
+            backend.ensure_data_dir()?;
+            let now = SystemClock
+                .now()
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            LocalKeySource::open_or_create(&backend.data_dir)?
+                .rotate(spacing, pace, now)
+                .map_err(|e| match e {
+                    LocalRotationError::TooSoon(e) => too_soon(&e),
+                    LocalRotationError::Keys(e) => e.into(),
+                })?
+        }
         Some(_) => {
             let arn = backend.secret_arn()?;
             Rotator::new(aws_sdk_secretsmanager::Client::new(&sdk().await), spacing)
