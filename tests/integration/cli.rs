@@ -3,6 +3,9 @@
 //! over real HTTP. Every test has its own data dir or table and its own
 //! server on a free port.
 
+mod hostile_release;
+mod raw;
+mod serve_limits;
 mod support;
 
 use std::process::Command;

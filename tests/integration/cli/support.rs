@@ -53,6 +53,8 @@ pub struct Authctl {
     /// The working directory, and the data dir of the embedded store.
     pub dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// The binary to run: the debug build next to the tests unless set.
+    binary: Option<PathBuf>,
 }
 
 impl Authctl {
@@ -61,6 +63,15 @@ impl Authctl {
         Self {
             dir: tempfile::tempdir().unwrap(),
             env: Vec::new(),
+            binary: None,
+        }
+    }
+
+    /// The embedded store, run by `binary` instead of the debug build.
+    pub fn embedded_with(binary: PathBuf) -> Self {
+        Self {
+            binary: Some(binary),
+            ..Self::embedded()
         }
     }
 
@@ -102,7 +113,7 @@ impl Authctl {
 
     /// The command line a user would type, with this backend's settings.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(authctl_path());
+        let mut command = Command::new(self.binary.clone().unwrap_or_else(authctl_path));
         command
             .current_dir(self.dir.path())
             .arg("--data-dir")
@@ -138,7 +149,12 @@ impl Authctl {
 
     /// `authctl serve --addr 127.0.0.1:0` on this backend, with `env` added.
     pub fn serve(&self, env: &[(&str, &str)]) -> Server {
-        let mut command = self.command(&["serve", "--addr", "127.0.0.1:0"]);
+        self.serve_with(&[], env)
+    }
+
+    /// `authctl serve --addr 127.0.0.1:0` with `args` and `env` added.
+    pub fn serve_with(&self, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = self.command(&[&["serve", "--addr", "127.0.0.1:0"], args].concat());
         let log = std::fs::File::create(self.dir.path().join("serve.log")).unwrap();
         command
             .envs(env.iter().copied())
@@ -221,9 +237,25 @@ impl Server {
     }
 
     /// What it printed so far and its log, for a failure message.
-    fn output(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        format!("stdout:\n{}\nstderr:\n{log}", self.printed)
+    pub fn output(&self) -> String {
+        format!("stdout:\n{}\nstderr:\n{}", self.printed, self.log())
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        let port = self.base.rsplit(':').next().unwrap();
+        port.parse()
+            .unwrap_or_else(|_| panic!("no port in {}", self.base))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     /// The starter key from the banner, if one was printed.
