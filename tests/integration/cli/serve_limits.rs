@@ -4,7 +4,8 @@
 //! busy machine makes a test slower, never red.
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use super::raw::{End, PATIENCE, Raw, get};
 use super::support::Authctl;
@@ -135,7 +136,7 @@ fn connections_past_the_cap_are_answered_503_until_one_closes() {
     drop(held.pop());
     // The server notices the close in its own time; a new connection is
     // served as soon as it has.
-    let deadline = std::time::Instant::now() + PATIENCE;
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let answer = Raw::open(port)
             .exchange(&get("/nowhere", &host(port)))
@@ -144,7 +145,7 @@ fn connections_past_the_cap_are_answered_503_until_one_closes() {
             break;
         }
         assert_eq!(answer.status, 503, "{answer:?}");
-        assert!(std::time::Instant::now() < deadline, "never served again");
+        assert!(Instant::now() < deadline, "never served again");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -209,6 +210,47 @@ fn a_request_for_another_host_is_misdirected_unless_named_by_public_host() {
     }
     let refused = authctl.run(&["serve", "--public-host", "user@host"]);
     refused.fails(2, "--public-host");
+}
+
+#[test]
+fn out_of_file_descriptors_the_server_pauses_logs_rarely_and_recovers() {
+    let authctl = Authctl::embedded();
+    let server = authctl.serve(&[]);
+    let port = server.port();
+    still_answers(port);
+    let pid = server.pid();
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    // Room for two more descriptors: the third connection's accept fails.
+    let limit = format!("--nofile={0}:{0}", open_fds + 2);
+    let prlimit = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &limit])
+        .status()
+        .unwrap();
+    assert!(prlimit.success(), "prlimit {limit}");
+    let started = Instant::now();
+    let held: Vec<Raw> = (0..20).map(|_| Raw::open(port)).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let log = server.log();
+    let lines = log.matches("accept failed").count();
+    let seconds = started.elapsed().as_secs();
+    assert!(lines >= 1, "the failure is logged: {log}");
+    assert!(
+        lines as u64 <= seconds + 2,
+        "{lines} lines in {seconds} s: {log}"
+    );
+    drop(held);
+    // Freed descriptors: the queued connections are accepted and closed,
+    // and the next one is served.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match Raw::open(port).exchange(&get("/nowhere", &host(port))) {
+            Some(answer) if answer.status == 404 => break,
+            other => assert!(Instant::now() < deadline, "never served again: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

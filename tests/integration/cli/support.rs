@@ -253,6 +253,11 @@ impl Server {
             .unwrap_or_else(|_| panic!("no port in {}", self.base))
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
