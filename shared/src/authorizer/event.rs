@@ -343,6 +343,8 @@ pub(crate) fn bearer(value: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authorizer::{Decision, PolicyDocument, RouteScopes};
+    use crate::scope::Scopes;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -613,7 +615,21 @@ mod tests {
         fn a_mutated_valid_event_parses_to_an_event_or_a_typed_error(event in mutated_event()) {
             let claimed = Shape::detect(&event);
             match Event::parse(event) {
-                Ok(Event::Policy(p)) => prop_assert_eq!(Some(p.shape), claimed),
+                Ok(Event::Policy(p)) => {
+                    prop_assert_eq!(Some(p.shape), claimed);
+                    // And on to a decision: an allow names the literal ARN alone.
+                    let routes = RouteScopes::parse("GET /v1/whoami=read;ANY /v1/{x}=").unwrap();
+                    let held = Scopes::parse("read").unwrap();
+                    let (policy, decision) =
+                        PolicyDocument::for_request(&routes, &p.route, &p.method_arn, &held);
+                    if decision == Decision::Allow {
+                        prop_assert!(p.method_arn.is_literal());
+                        prop_assert_eq!(policy.allowed_resources(), 1);
+                        prop_assert_eq!(&policy.statement[0].resource, &vec![p.method_arn.arn().to_owned()]);
+                    } else {
+                        prop_assert_eq!(policy.allowed_resources(), 0);
+                    }
+                }
                 Ok(Event::HttpV2 { .. }) => prop_assert_eq!(claimed, Some(Shape::HttpV2)),
                 Err(e) => prop_assert!(e.shape.is_none() || e.shape == claimed),
             }
