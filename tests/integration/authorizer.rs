@@ -1,13 +1,15 @@
 //! The API Gateway Lambda authorizer, in-process, fed the event fixtures of
 //! `events/authorizer/` with a real token from this test's service in place
-//! of `__TOKEN__`. HTTP API answers `isAuthorized`; REST TOKEN answers an IAM
-//! policy that must be right for every route, since API Gateway caches it by
-//! token alone.
+//! of `__TOKEN__`, for all four shapes. HTTP API payload 2.0 answers
+//! `isAuthorized`; payload 1.0, REST TOKEN and REST REQUEST answer an IAM
+//! policy for exactly the called method, or (with a policy cache) one for
+//! every literal route of the stage.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use auth_shared::authorizer::{Authorizer, AuthorizerError, RouteScopes};
+use auth_shared::authorizer::{Authorizer, AuthorizerConfig, AuthorizerError, RouteScopes};
+use auth_shared::config::ConfigError;
 use auth_shared::store::dynamodb::DynamoDbStore;
 use auth_tests::{CapturedLogs, TestApp, dead_endpoint};
 use serde_json::{Value, json};
@@ -15,7 +17,11 @@ use serde_json::{Value, json};
 const ROUTES: &str = "GET /v1/whoami=read;\
                       POST /v1/documents=write documents:write;\
                       GET /v1/documents/{id}=read documents:read;\
+                      GET /v1/documents/{id}/versions=read documents:read;\
                       GET /v1/public=";
+
+/// The fixture prefixes of the three shapes answered with an IAM policy.
+const POLICY_SHAPES: [&str; 3] = ["http-api-v1", "rest-token", "rest-request"];
 
 const STAGE: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/prod/";
 
@@ -34,10 +40,56 @@ async fn authorize(t: &TestApp, event: Value) -> Result<Value, AuthorizerError> 
 }
 
 async fn authorize_on(t: &TestApp, routes: &str, event: Value) -> Result<Value, AuthorizerError> {
-    Authorizer::new(t.app.clone(), RouteScopes::parse(routes).unwrap())
+    run(
+        Authorizer::new(t.app.clone(), RouteScopes::parse(routes).unwrap()),
+        event,
+    )
+    .await
+}
+
+/// Through an authorizer whose IAM policies API Gateway caches (stage policies).
+async fn authorize_cached(
+    t: &TestApp,
+    routes: &str,
+    event: Value,
+) -> Result<Value, AuthorizerError> {
+    let config = AuthorizerConfig::new(RouteScopes::parse(routes).unwrap(), 300).unwrap();
+    run(Authorizer::with_config(t.app.clone(), config), event).await
+}
+
+async fn run(authorizer: Authorizer, event: Value) -> Result<Value, AuthorizerError> {
+    authorizer
         .handle(event, "test-request")
         .await
         .map(|r| serde_json::to_value(r).unwrap())
+}
+
+/// The effect of a request policy, which must name the event's methodArn
+/// and nothing else.
+fn effect_on_own_arn(response: &Value, event: &Value) -> String {
+    let statements = response["policyDocument"]["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{response}");
+    let statement = &statements[0];
+    assert_eq!(statement["Action"], "execute-api:Invoke");
+    assert_eq!(
+        statement["Resource"],
+        json!([event["methodArn"]]),
+        "{response}"
+    );
+    statement["Effect"].as_str().unwrap().to_owned()
+}
+
+/// What a caller without a valid token gets: REST, the error Unauthorized
+/// (401); payload 1.0, like payload 2.0, a Deny (403) for nobody.
+fn assert_no_valid_token(shape: &str, event: &Value, r: Result<Value, AuthorizerError>) {
+    if shape == "http-api-v1" {
+        let r = r.unwrap();
+        assert_eq!(effect_on_own_arn(&r, event), "Deny", "{shape}");
+        assert_eq!(r["principalId"], "anonymous", "{shape}");
+        assert!(r.get("context").is_none(), "{shape}: {r}");
+    } else {
+        assert_eq!(r, Err(AuthorizerError::Unauthorized), "{shape}");
+    }
 }
 
 /// A key with `scopes`, its id and a token for its default session.
@@ -193,95 +245,93 @@ async fn an_http_api_route_listed_without_scopes_admits_any_valid_token() {
 }
 
 #[tokio::test]
-async fn a_rest_policy_allows_exactly_the_routes_the_tokens_scopes_permit() {
+async fn each_policy_shape_allows_a_valid_token_exactly_the_called_method() {
     let t = TestApp::spawn().await;
     let (id, token) = token_with(&t, "read").await;
-    let r = authorize(&t, fixture("rest-token-valid.json", &token))
-        .await
-        .unwrap();
-    assert_eq!(r["principalId"], id.as_str());
-    assert_eq!(r["policyDocument"]["Version"], "2012-10-17");
-    assert!(policy_allows(&r, "GET /v1/whoami"), "{r}");
-    assert!(policy_allows(&r, "GET /v1/public"), "{r}");
-    assert!(!policy_allows(&r, "POST /v1/documents"), "{r}");
-    assert!(!policy_allows(&r, "GET /v1/documents/42"), "{r}");
-    assert!(!policy_allows(&r, "DELETE /v1/whoami"), "{r}");
-    assert!(!policy_allows(&r, "GET /v1/unlisted"), "{r}");
-    let context = &r["context"];
-    assert_eq!(context["sub"], id.as_str());
-    assert_eq!(context["session_id"], "default");
-    assert_eq!(context["scope"], "read");
-    assert!(!context["jti"].as_str().unwrap().is_empty());
+    for shape in POLICY_SHAPES {
+        let event = fixture(&format!("{shape}-valid.json"), &token);
+        let r = authorize(&t, event.clone()).await.unwrap();
+        assert_eq!(effect_on_own_arn(&r, &event), "Allow", "{shape}");
+        assert_eq!(r["principalId"], id.as_str(), "{shape}");
+        assert!(policy_allows(&r, "GET /v1/whoami"), "{shape}: {r}");
+        assert!(
+            !policy_allows(&r, "GET /v1/public"),
+            "{shape}: only the called ARN"
+        );
+        let context = &r["context"];
+        assert_eq!(context["sub"], id.as_str());
+        assert_eq!(context["session_id"], "default");
+        assert_eq!(context["scope"], "read");
+        assert!(!context["jti"].as_str().unwrap().is_empty());
+    }
 }
 
 #[tokio::test]
-async fn a_rest_policy_is_the_same_whichever_route_the_call_was_for() {
+async fn each_policy_shape_denies_a_route_needing_a_scope_the_token_lacks() {
     let t = TestApp::spawn().await;
-    let (_, token) = token_with(&t, "read").await;
-    let for_whoami = authorize(&t, fixture("rest-token-valid.json", &token))
-        .await
-        .unwrap();
-    let for_documents = authorize(&t, fixture("rest-token-missing-scope.json", &token))
-        .await
-        .unwrap();
-    assert_eq!(
-        for_whoami, for_documents,
-        "API Gateway caches the policy by token and reuses it for every route"
-    );
-    assert!(
-        !policy_allows(&for_documents, "POST /v1/documents"),
-        "{for_documents}"
-    );
-    assert!(
-        policy_allows(&for_documents, "GET /v1/whoami"),
-        "{for_documents}"
-    );
+    let (id, token) = token_with(&t, "read write").await;
+    for shape in POLICY_SHAPES {
+        let event = fixture(&format!("{shape}-missing-scope.json"), &token);
+        let r = authorize(&t, event.clone()).await.unwrap();
+        assert_eq!(
+            effect_on_own_arn(&r, &event),
+            "Deny",
+            "{shape}: needs documents:write"
+        );
+        assert_eq!(r["principalId"], id.as_str(), "{shape}");
+    }
+    let (_, full) = token_with(&t, "write documents:write").await;
+    for shape in POLICY_SHAPES {
+        let event = fixture(&format!("{shape}-missing-scope.json"), &full);
+        let r = authorize(&t, event.clone()).await.unwrap();
+        assert_eq!(effect_on_own_arn(&r, &event), "Allow", "{shape}");
+    }
 }
 
 #[tokio::test]
-async fn a_rest_policy_turns_path_parameters_into_wildcards() {
+async fn each_policy_shape_denies_an_unlisted_route_to_every_token() {
+    let t = TestApp::spawn().await;
+    let (_, token) = token_with(&t, "read write documents:read documents:write").await;
+    for shape in POLICY_SHAPES {
+        let event = fixture(&format!("{shape}-unlisted-route.json"), &token);
+        let r = authorize(&t, event.clone()).await.unwrap();
+        assert_eq!(effect_on_own_arn(&r, &event), "Deny", "{shape}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn a_read_token_is_allowed_a_document_and_its_versions_but_not_an_unlisted_admin_route() {
     let t = TestApp::spawn().await;
     let (_, token) = token_with(&t, "read documents:read").await;
-    let r = authorize(&t, fixture("rest-token-valid.json", &token))
-        .await
-        .unwrap();
-    assert!(policy_allows(&r, "GET /v1/documents/42"), "{r}");
+    let call = |path: &str| {
+        let mut event = fixture("rest-token-valid.json", &token);
+        event["methodArn"] = json!(format!("{STAGE}GET{path}"));
+        event
+    };
+    for path in ["/v1/documents/42", "/v1/documents/42/versions"] {
+        let r = authorize(&t, call(path)).await.unwrap();
+        assert!(policy_allows(&r, &format!("GET {path}")), "{r}");
+        assert!(!policy_allows(&r, "GET /v1/documents/42/admin"), "{r}");
+    }
+    let r = authorize(&t, call("/v1/documents/42/admin")).await.unwrap();
+    assert!(!policy_allows(&r, "GET /v1/documents/42/admin"), "{r}");
+    let r = authorize(&t, call("/v1/documents/*")).await.unwrap();
     assert!(
-        !policy_allows(&r, "GET /v1/documents/42/secret"),
-        "IAM's * crosses '/', so the policy denies below the parameter: {r}"
+        !policy_allows(&r, "GET /v1/documents/42/admin"),
+        "a '*' in the path is no wildcard: {r}"
     );
-    assert!(!policy_allows(&r, "DELETE /v1/documents/42"), "{r}");
-    assert!(!policy_allows(&r, "POST /v1/documents"), "{r}");
 }
 
 #[tokio::test]
-async fn a_rest_token_that_may_call_no_route_gets_an_explicit_deny_of_the_stage() {
-    let t = TestApp::spawn().await;
-    let (_, token) = token_with(&t, "write").await;
-    let routes = "GET /v1/whoami=read;POST /v1/documents=write documents:write";
-    let r = authorize_on(&t, routes, fixture("rest-token-missing-scope.json", &token))
-        .await
-        .unwrap();
-    assert_eq!(
-        r["policyDocument"]["Statement"],
-        json!([{
-            "Action": "execute-api:Invoke",
-            "Effect": "Deny",
-            "Resource": [format!("{STAGE}*/*")],
-        }])
-    );
-    assert!(!policy_allows(&r, "POST /v1/documents"));
-    assert!(!policy_allows(&r, "GET /v1/whoami"));
-}
-
-#[tokio::test]
-async fn a_rest_call_with_an_expired_token_is_unauthorized() {
+async fn each_policy_shape_treats_an_expired_token_as_no_token() {
     let t = TestApp::spawn().await;
     let (_, token) = token_with(&t, "read").await;
     t.clock
         .advance(t.app.policy.ttl_seconds + t.app.policy.leeway_seconds + 1);
-    let r = authorize(&t, fixture("rest-token-expired.json", &token)).await;
-    assert_eq!(r, Err(AuthorizerError::Unauthorized));
+    for shape in POLICY_SHAPES {
+        let event = fixture(&format!("{shape}-expired.json"), &token);
+        assert_no_valid_token(shape, &event, authorize(&t, event.clone()).await);
+    }
     assert_eq!(AuthorizerError::Unauthorized.to_string(), "Unauthorized");
 }
 
@@ -298,28 +348,119 @@ async fn a_rest_call_with_a_token_inside_the_leeway_is_still_allowed() {
 }
 
 #[tokio::test]
-async fn a_rest_call_with_a_revoked_token_is_unauthorized() {
+async fn each_policy_shape_treats_a_revoked_token_as_no_token() {
     let t = TestApp::spawn().await;
     let (_, token) = token_with(&t, "read").await;
+    for shape in POLICY_SHAPES {
+        let event = fixture(&format!("{shape}-revoked.json"), &token);
+        let r = authorize(&t, event.clone()).await.unwrap();
+        assert_eq!(
+            effect_on_own_arn(&r, &event),
+            "Allow",
+            "{shape}: valid before the revoke"
+        );
+    }
     assert_eq!(t.revoke_bearer(&token).await.status, 200);
-    let r = authorize(&t, fixture("rest-token-revoked.json", &token)).await;
-    assert_eq!(r, Err(AuthorizerError::Unauthorized));
+    for shape in POLICY_SHAPES {
+        let event = fixture(&format!("{shape}-revoked.json"), &token);
+        assert_no_valid_token(shape, &event, authorize(&t, event.clone()).await);
+    }
 }
 
 #[tokio::test]
-async fn a_rest_call_without_a_token_is_unauthorized() {
+async fn each_policy_shape_treats_a_missing_or_non_bearer_token_as_no_token() {
     let t = TestApp::spawn().await;
-    let r = authorize(&t, fixture("rest-token-no-header.json", "")).await;
-    assert_eq!(r, Err(AuthorizerError::Unauthorized));
     let (_, token) = token_with(&t, "read").await;
-    let mut event = fixture("rest-token-valid.json", &token);
-    event["authorizationToken"] = json!(format!("Basic {token}"));
-    let r = authorize(&t, event).await;
+    for shape in POLICY_SHAPES {
+        let event = fixture(&format!("{shape}-no-header.json"), "");
+        assert_no_valid_token(shape, &event, authorize(&t, event.clone()).await);
+        let valid = fixture(&format!("{shape}-valid.json"), &token);
+        for value in [format!("Basic {token}"), "Bearer ".to_owned()] {
+            let mut event = valid.clone();
+            if shape == "rest-token" {
+                event["authorizationToken"] = json!(value);
+            } else {
+                event["headers"]["authorization"] = json!(value);
+                event["headers"].as_object_mut().unwrap().retain(|name, _| {
+                    name == "authorization" || !name.eq_ignore_ascii_case("authorization")
+                });
+            }
+            assert_no_valid_token(shape, &event, authorize(&t, event.clone()).await);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rest_request_reads_the_authorization_header_in_any_case() {
+    let t = TestApp::spawn().await;
+    let (_, token) = token_with(&t, "read").await;
+    for name in ["Authorization", "authorization", "AUTHORIZATION"] {
+        let mut event = fixture("rest-request-no-header.json", "");
+        event["headers"][name] = json!(format!("Bearer {token}"));
+        let r = authorize(&t, event.clone()).await.unwrap();
+        assert_eq!(effect_on_own_arn(&r, &event), "Allow", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_cached_policy_is_the_same_for_every_route_and_allows_exactly_the_literal_routes() {
+    let t = TestApp::spawn().await;
+    let (_, token) = token_with(&t, "read").await;
+    let routes = "GET /v1/whoami=read;POST /v1/documents=write documents:write;GET /v1/public=";
+    let for_whoami = authorize_cached(&t, routes, fixture("rest-token-valid.json", &token))
+        .await
+        .unwrap();
+    let for_documents =
+        authorize_cached(&t, routes, fixture("rest-token-missing-scope.json", &token))
+            .await
+            .unwrap();
     assert_eq!(
-        r,
-        Err(AuthorizerError::Unauthorized),
-        "only the Bearer scheme"
+        for_whoami, for_documents,
+        "API Gateway caches the policy by token and reuses it for every route"
     );
+    assert!(policy_allows(&for_whoami, "GET /v1/whoami"), "{for_whoami}");
+    assert!(policy_allows(&for_whoami, "GET /v1/public"), "{for_whoami}");
+    assert!(
+        !policy_allows(&for_whoami, "POST /v1/documents"),
+        "{for_whoami}"
+    );
+    assert!(
+        !policy_allows(&for_whoami, "GET /v1/whoami/x"),
+        "{for_whoami}"
+    );
+    assert!(
+        !policy_allows(&for_whoami, "DELETE /v1/whoami"),
+        "{for_whoami}"
+    );
+}
+
+#[tokio::test]
+async fn a_cached_policy_for_a_token_that_may_call_no_route_denies_the_stage() {
+    let t = TestApp::spawn().await;
+    let (_, token) = token_with(&t, "write").await;
+    let routes = "GET /v1/whoami=read;POST /v1/documents=write documents:write";
+    let r = authorize_cached(&t, routes, fixture("rest-token-missing-scope.json", &token))
+        .await
+        .unwrap();
+    assert_eq!(
+        r["policyDocument"]["Statement"],
+        json!([{
+            "Action": "execute-api:Invoke",
+            "Effect": "Deny",
+            "Resource": [format!("{STAGE}*/*")],
+        }])
+    );
+}
+
+#[test]
+fn a_policy_cache_refuses_a_route_map_with_a_path_parameter_at_init() {
+    let err = AuthorizerConfig::new(RouteScopes::parse(ROUTES).unwrap(), 300).unwrap_err();
+    let ConfigError::Invalid { name, reason } = &err else {
+        panic!("expected Invalid, got {err:?}");
+    };
+    assert_eq!(*name, "AUTHORIZER_ROUTE_SCOPES");
+    assert!(reason.contains("GET /v1/documents/{id}"), "{reason}");
+    assert!(AuthorizerConfig::new(RouteScopes::parse(ROUTES).unwrap(), 0).is_ok());
 }
 
 #[tokio::test]
@@ -340,9 +481,18 @@ async fn an_unreachable_table_never_allows_and_rest_fails_with_a_500_not_a_polic
         json!({"isAuthorized": false}),
         "HTTP API: fail closed, the client sees 403"
     );
+    let event = fixture("http-api-v1-valid.json", &token);
+    let r = authorize(&t, event.clone()).await.unwrap();
+    assert_eq!(
+        effect_on_own_arn(&r, &event),
+        "Deny",
+        "payload 1.0: a Deny, 403"
+    );
 
-    let r = authorize(&t, fixture("rest-token-valid.json", &token)).await;
-    assert_eq!(r, Err(AuthorizerError::Unavailable));
+    for name in ["rest-token-valid.json", "rest-request-valid.json"] {
+        let r = authorize(&t, fixture(name, &token)).await;
+        assert_eq!(r, Err(AuthorizerError::Unavailable), "{name}");
+    }
     assert_ne!(
         AuthorizerError::Unavailable.to_string(),
         "Unauthorized",
@@ -351,47 +501,54 @@ async fn an_unreachable_table_never_allows_and_rest_fails_with_a_500_not_a_polic
 }
 
 #[tokio::test]
-async fn an_event_of_neither_shape_is_an_error_not_a_decision() {
+async fn an_event_of_no_known_shape_is_an_error_not_a_decision() {
     let t = TestApp::spawn().await;
     let (_, token) = token_with(&t, "read").await;
-    let rest_request = json!({
-        "type": "REQUEST",
-        "methodArn": format!("{STAGE}GET/v1/whoami"),
-        "headers": {"Authorization": format!("Bearer {token}")},
-    });
-    assert_eq!(
-        authorize(&t, rest_request).await,
-        Err(AuthorizerError::Internal)
-    );
-    let mut payload_1 = fixture("http-api-valid.json", &token);
-    payload_1["version"] = json!("1.0");
-    assert_eq!(
-        authorize(&t, payload_1).await,
-        Err(AuthorizerError::Internal)
-    );
+    let mut payload_3 = fixture("http-api-valid.json", &token);
+    payload_3["version"] = json!("3.0");
+    let mut untyped = fixture("rest-request-valid.json", &token);
+    untyped.as_object_mut().unwrap().remove("type");
     let mut bad_arn = fixture("rest-token-valid.json", &token);
     bad_arn["methodArn"] = json!("arn:aws:execute-api:us-east-1:1:*/prod/GET/v1/whoami");
-    assert_eq!(authorize(&t, bad_arn).await, Err(AuthorizerError::Internal));
+    let mut v1_without_arn = fixture("http-api-v1-valid.json", &token);
+    v1_without_arn.as_object_mut().unwrap().remove("methodArn");
+    for event in [
+        payload_3,
+        untyped,
+        bad_arn,
+        v1_without_arn,
+        json!({}),
+        json!("x"),
+    ] {
+        assert_eq!(
+            authorize(&t, event.clone()).await,
+            Err(AuthorizerError::Internal),
+            "{event}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn each_authorizer_call_costs_one_dynamodb_read_and_a_rejected_one_none() {
     let t = TestApp::spawn().await;
     let (_, token) = token_with(&t, "read").await;
-    let cases = [
-        ("http-api-valid.json", token.as_str(), 1),
-        ("http-api-missing-scope.json", token.as_str(), 1),
-        ("rest-token-valid.json", token.as_str(), 1),
-        ("rest-token-missing-scope.json", token.as_str(), 1),
-        ("http-api-no-header.json", "", 0),
-        ("rest-token-no-header.json", "", 0),
-        ("http-api-unlisted-route.json", token.as_str(), 0),
-        ("rest-token-valid.json", "not.a.token", 0),
+    let mut cases = vec![
+        ("http-api-valid.json".to_owned(), token.as_str(), 1),
+        ("http-api-missing-scope.json".to_owned(), token.as_str(), 1),
+        ("http-api-no-header.json".to_owned(), "", 0),
+        ("http-api-unlisted-route.json".to_owned(), token.as_str(), 0),
     ];
+    for shape in POLICY_SHAPES {
+        cases.push((format!("{shape}-valid.json"), token.as_str(), 1));
+        cases.push((format!("{shape}-missing-scope.json"), token.as_str(), 1));
+        cases.push((format!("{shape}-no-header.json"), "", 0));
+        cases.push((format!("{shape}-valid.json"), "not.a.token", 0));
+    }
     for (name, token, dynamodb) in cases {
         let before = t.app.calls.count();
-        let _ = authorize(&t, fixture(name, token)).await;
+        let answered = authorize(&t, fixture(&name, token)).await;
         let after = t.app.calls.count();
+        assert_ne!(answered, Err(AuthorizerError::Internal), "{name}");
         assert_eq!(
             (
                 after.dynamodb - before.dynamodb,
@@ -417,6 +574,12 @@ async fn each_call_writes_one_log_line_with_ids_and_never_the_token() {
         .await
         .unwrap();
     authorize(&t, fixture("rest-token-valid.json", &token))
+        .await
+        .unwrap();
+    authorize(&t, fixture("rest-request-unlisted-route.json", &token))
+        .await
+        .unwrap();
+    authorize(&t, fixture("http-api-v1-valid.json", &token))
         .await
         .unwrap();
     authorize(&t, fixture("rest-token-no-header.json", ""))
@@ -446,16 +609,19 @@ async fn each_call_writes_one_log_line_with_ids_and_never_the_token() {
             ("http_api", "GET /v1/whoami", "allow"),
             ("http_api", "POST /v1/documents", "deny"),
             ("rest_token", "GET /v1/whoami", "allow"),
+            ("rest_request", "GET /v1/documents/42/admin", "deny"),
+            ("http_api_v1", "GET /v1/whoami", "allow"),
             ("rest_token", "GET /v1/whoami", "unauthorized"),
         ]
     );
-    for line in &lines[..3] {
+    for line in &lines[..5] {
         assert_eq!(line["key_id"], id.as_str(), "{line}");
         assert_eq!(line["session_id"], "default", "{line}");
         assert!(line["latency_ms"].as_f64().is_some(), "{line}");
         assert_eq!(line["request_id"], "test-request", "{line}");
     }
     assert_eq!(lines[1]["error"], "insufficient_scope");
-    assert_eq!(lines[2]["allowed_routes"], 2);
-    assert_eq!(lines[3]["error"], "invalid_token");
+    assert_eq!(lines[2]["allowed_routes"], 1);
+    assert_eq!(lines[3]["error"], "route_not_configured");
+    assert_eq!(lines[5]["error"], "invalid_token");
 }
