@@ -327,17 +327,11 @@ impl MethodArn {
 /// case, one or more spaces, and a non-empty RFC 6750 token; anything else
 /// (another scheme, `Bearer ` with nothing after it, inner whitespace) is no
 /// token.
-// MERGE: the authorizer's own copy; swap for the shared Bearer parser in
-// shared/src/http/ once it lands.
+/// The bearer token of an `Authorization` value, by the one parser the
+/// HTTP routes use; anything else (no header, another scheme, a malformed
+/// value) is no token.
 pub(crate) fn bearer(value: Option<&str>) -> Option<&str> {
-    let (scheme, token) = value?.trim().split_once(' ')?;
-    let token = token.trim_start_matches(' ');
-    let body = token.trim_end_matches('=');
-    let b64token = !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        });
-    (scheme.eq_ignore_ascii_case("bearer") && b64token).then_some(token)
+    crate::http::bearer(value?.as_bytes()).ok()
 }
 
 #[cfg(test)]
