@@ -5,12 +5,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use auth_shared::keyring::KeySource;
-use auth_shared::local_keys::LocalKeySource;
-use auth_shared::secrets::SecretsManagerKeySource;
-use auth_shared::store::Store;
-use auth_shared::store::dynamodb::DynamoDbStore;
-use auth_shared::store::sqlite::SqliteStore;
+use auth_shared::aws::dynamodb::DynamoDbStore;
+use auth_shared::aws::secrets::SecretsManagerKeySource;
+use auth_shared::domain::keyring::KeySource;
+use auth_shared::domain::store::Store;
+use auth_shared::local::keys::LocalKeySource;
+use auth_shared::local::sqlite::SqliteStore;
 use aws_config::SdkConfig;
 
 use crate::cli::BackendArgs;
@@ -124,5 +124,5 @@ fn narrow(path: &Path, mode: u32) -> Result<(), CliError> {
 
 /// The AWS configuration from the standard environment, with the service's bounded timeouts.
 pub async fn sdk() -> SdkConfig {
-    auth_shared::app::aws_sdk_config().await
+    auth_shared::aws::sdk_config().await
 }

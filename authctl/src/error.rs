@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use auth_shared::keyring::KeySourceError;
-use auth_shared::store::StoreError;
+use auth_shared::domain::keyring::KeySourceError;
+use auth_shared::domain::store::StoreError;
 use thiserror::Error;
 
 use crate::cli::BackendArgs;

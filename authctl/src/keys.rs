@@ -2,11 +2,11 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use auth_shared::admin::{self, RotateError};
-use auth_shared::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
-use auth_shared::clock::{Clock, SystemClock};
-use auth_shared::scope::Scopes;
-use auth_shared::store::Store;
+use auth_shared::domain::admin::{self, RotateError};
+use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use auth_shared::domain::clock::{Clock, SystemClock};
+use auth_shared::domain::scope::Scopes;
+use auth_shared::domain::store::Store;
 use secrecy::ExposeSecret;
 use serde_json::json;
 

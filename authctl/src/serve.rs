@@ -17,14 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_shared::App;
-use auth_shared::calls::AwsCalls;
-use auth_shared::clock::{Clock, SystemClock};
-use auth_shared::config::TokenPolicy;
-use auth_shared::error::RETRY_AFTER_SECONDS;
+use auth_shared::config::{self, TokenPolicy};
+use auth_shared::domain::clock::{Clock, SystemClock};
+use auth_shared::domain::scope::Scopes;
+use auth_shared::http::body::MAX_BODY_BYTES;
+use auth_shared::http::error::RETRY_AFTER_SECONDS;
 use auth_shared::http::{Route, handle};
-use auth_shared::keyring::KeyRing;
-use auth_shared::request::MAX_BODY_BYTES;
-use auth_shared::scope::Scopes;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -142,23 +140,16 @@ async fn app(backend: &BackendArgs, addr: SocketAddr) -> Result<App, CliError> {
     let policy = TokenPolicy::from_lookup(&lookup).map_err(|e| CliError::Invalid(e.to_string()))?;
     // The local key file is cheap to re-read, so a rotation shows up within
     // seconds; Secrets Manager keeps the Lambdas' default cache.
-    let cache = match (&backend.table, std::env::var("SIGNING_KEY_CACHE_SECONDS")) {
-        (_, Ok(s)) => s
-            .parse()
-            .map_err(|_| CliError::Invalid("SIGNING_KEY_CACHE_SECONDS must be a number".into()))?,
-        (None, Err(_)) => 5,
-        (Some(_), Err(_)) => 300,
-    };
-    Ok(App {
-        calls: AwsCalls::default(),
+    let default_cache = if backend.table.is_some() { 300 } else { 5 };
+    let cache = config::signing_key_cache(&lookup, default_cache)
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    Ok(App::new(
         policy,
-        store: backend.store().await?,
-        keys: Arc::new(KeyRing::new(
-            backend.key_source().await?,
-            Duration::from_secs(cache),
-        )),
-        clock: Arc::new(SystemClock),
-    })
+        backend.store().await?,
+        backend.key_source().await?,
+        cache,
+        Arc::new(SystemClock),
+    ))
 }
 
 async fn starter_key(app: &App, addr: SocketAddr) -> Result<(), CliError> {

@@ -1,7 +1,7 @@
 //! `authctl sessions ...`: the sessions of a key, and revoking one.
 
-use auth_shared::clock::{Clock, SystemClock};
-use auth_shared::session_id::SessionId;
+use auth_shared::domain::clock::{Clock, SystemClock};
+use auth_shared::domain::session_id::SessionId;
 use serde_json::json;
 
 use crate::cli::{BackendArgs, SessionsCommand};

@@ -1,11 +1,12 @@
 //! `authctl setup` and `authctl rotate-signing-key`.
 
-use auth_shared::clock::{Clock, SystemClock};
-use auth_shared::keyring::{KeySource, KeySourceError};
-use auth_shared::local_keys::{LocalKeySource, LocalRotationError};
-use auth_shared::rotation::{Pace, RotationError, Rotator, Spacing, TooSoon};
-use auth_shared::secrets::SecretsManagerKeySource;
-use auth_shared::store::dynamodb::create_table;
+use auth_shared::aws::dynamodb::create_table;
+use auth_shared::aws::rotation::{RotationError, Rotator};
+use auth_shared::aws::secrets::SecretsManagerKeySource;
+use auth_shared::domain::clock::{Clock, SystemClock};
+use auth_shared::domain::keyring::{KeySource, KeySourceError};
+use auth_shared::domain::rotation::{Pace, Spacing, TooSoon};
+use auth_shared::local::keys::{LocalKeySource, LocalRotationError};
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 

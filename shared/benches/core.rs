@@ -17,17 +17,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use auth_shared::App;
-use auth_shared::api_key::{ApiKey, KeyRecord};
-use auth_shared::calls::AwsCalls;
-use auth_shared::clock::{Clock, SystemClock};
 use auth_shared::config::TokenPolicy;
-use auth_shared::keyring::{KeyRing, KeySet, SigningKey, StaticKeySource};
-use auth_shared::login::{self, LoginRequest};
-use auth_shared::scope::Scopes;
-use auth_shared::store::sqlite::SqliteStore;
+use auth_shared::domain::api_key::{ApiKey, KeyRecord};
+use auth_shared::domain::clock::{Clock, SystemClock};
+use auth_shared::domain::keyring::{KeySet, SigningKey, StaticKeySource};
+use auth_shared::domain::login::{self, LoginRequest};
+use auth_shared::domain::scope::Scopes;
+use auth_shared::domain::token::{self, Claims};
+use auth_shared::domain::verify;
+use auth_shared::local::sqlite::SqliteStore;
 use auth_shared::telemetry::Audit;
-use auth_shared::token::{self, Claims};
-use auth_shared::verify;
 use criterion::{Criterion, criterion_group};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -138,13 +137,13 @@ fn embedded_app(rt: &tokio::runtime::Runtime) -> (App, String, tempfile::TempDir
         current: Arc::new(signing_key()),
         previous: None,
     });
-    let app = App {
-        calls: AwsCalls::default(),
-        policy: TokenPolicy::with_issuer(ISSUER),
-        store: Arc::new(store),
-        keys: Arc::new(KeyRing::new(Arc::new(source), Duration::from_secs(300))),
-        clock: Arc::new(SystemClock),
-    };
+    let app = App::new(
+        TokenPolicy::with_issuer(ISSUER),
+        Arc::new(store),
+        Arc::new(source),
+        Duration::from_secs(300),
+        Arc::new(SystemClock),
+    );
     let key = ApiKey::generate().expect("OS randomness");
     let record = KeyRecord::new(
         &key,
@@ -182,8 +181,8 @@ fn logic(c: &mut Criterion) {
     });
 
     // The parts of verify that are not token checks.
-    let key_id = auth_shared::api_key::KeyId::parse(&api_key[6..22]).expect("a key id");
-    let session = auth_shared::session_id::SessionId::default_session();
+    let key_id = auth_shared::domain::api_key::KeyId::parse(&api_key[6..22]).expect("a key id");
+    let session = auth_shared::domain::session_id::SessionId::default_session();
     c.bench_function("store/key_and_session_embedded", |b| {
         b.to_async(&rt).iter(|| async {
             app.store

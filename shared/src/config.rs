@@ -80,14 +80,20 @@ impl Config {
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             signing_secret_arn: env.required("SIGNING_SECRET_ARN")?,
-            signing_key_cache: Duration::from_secs(env.number(
-                "SIGNING_KEY_CACHE_SECONDS",
-                300,
-                0..=86_400,
-            )?),
+            signing_key_cache: signing_key_cache(&lookup, 300)?,
             tokens: TokenPolicy::from_lookup(&lookup)?,
         })
     }
+}
+
+/// How long signing keys are cached (`SIGNING_KEY_CACHE_SECONDS`, up to a
+/// day), `default` seconds when unset: every app reads it through here.
+pub fn signing_key_cache(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    let seconds = Env(lookup).number("SIGNING_KEY_CACHE_SECONDS", default, 0..=86_400)?;
+    Ok(Duration::from_secs(seconds))
 }
 
 impl TokenPolicy {

@@ -87,6 +87,59 @@ pub struct Audit {
     pub session_id: Option<String>,
 }
 
+/// The one log line of a request (HTTP) or a call (authorizer), written the
+/// same way by both adapters. Fields left `None` are left out of the line.
+/// Ids only: never a key, a token or a secret.
+#[derive(Debug)]
+pub struct RequestLine<'a> {
+    /// The function serving it.
+    pub function: &'a str,
+    /// The event shape, for the authorizer.
+    pub kind: Option<&'a str>,
+    /// The route, or `unknown`.
+    pub route: &'a str,
+    /// The HTTP method, for the HTTP adapter.
+    pub method: Option<&'a str>,
+    /// The HTTP status, for the HTTP adapter.
+    pub status: Option<u16>,
+    /// `ok`, `error`, `allow`, `deny`, `unauthorized` or `unavailable`.
+    pub outcome: &'a str,
+    /// The error code, when it failed.
+    pub error: Option<&'a str>,
+    /// The error's source chain, for a failure of ours (never the caller's input).
+    pub detail: Option<String>,
+    /// How many routes an authorizer policy allows.
+    pub allowed_routes: Option<usize>,
+    /// Whom it concerned.
+    pub audit: &'a Audit,
+    /// Time from arrival to answer.
+    pub latency: std::time::Duration,
+    /// The platform's request id, or one of ours.
+    pub request_id: &'a str,
+}
+
+impl RequestLine<'_> {
+    /// Writes the line at INFO with `message`.
+    pub fn emit(&self, message: &str) {
+        tracing::info!(
+            function = self.function,
+            kind = self.kind,
+            route = self.route,
+            method = self.method,
+            status = self.status,
+            outcome = self.outcome,
+            error = self.error,
+            detail = self.detail,
+            allowed_routes = self.allowed_routes,
+            key_id = self.audit.key_id,
+            session_id = self.audit.session_id,
+            latency_ms = self.latency.as_secs_f64() * 1000.0,
+            request_id = self.request_id,
+            "{message}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};

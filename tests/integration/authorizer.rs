@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use auth_shared::authorizer::{Authorizer, AuthorizerConfig, AuthorizerError, RouteScopes};
+use auth_shared::aws::dynamodb::DynamoDbStore;
 use auth_shared::config::ConfigError;
-use auth_shared::store::dynamodb::DynamoDbStore;
 use auth_tests::{CapturedLogs, TestApp, dead_endpoint};
 use serde_json::{Value, json};
 
@@ -545,9 +545,9 @@ async fn each_authorizer_call_costs_one_dynamodb_read_and_a_rejected_one_none() 
         cases.push((format!("{shape}-valid.json"), "not.a.token", 0));
     }
     for (name, token, dynamodb) in cases {
-        let before = t.app.calls.count();
+        let before = t.calls.count();
         let answered = authorize(&t, fixture(&name, token)).await;
-        let after = t.app.calls.count();
+        let after = t.calls.count();
         assert_ne!(answered, Err(AuthorizerError::Internal), "{name}");
         assert_eq!(
             (

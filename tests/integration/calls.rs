@@ -2,28 +2,30 @@
 //! app's own clients: verify 1, login reusing 1, login minting 2, and no
 //! Secrets Manager call per request once the key cache is warm.
 
-use auth_shared::App;
-use auth_shared::calls::CallCount;
-use auth_shared::rotation::{Pace, Rotator, Spacing};
+use auth_shared::aws::calls::{AwsCalls, CallCount};
+use auth_shared::aws::rotation::Rotator;
+use auth_shared::domain::api_key::ApiKey;
+use auth_shared::domain::rotation::{Pace, Spacing};
 use auth_shared::telemetry::Audit;
 use auth_tests::TestApp;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::oauth::introspect;
 
 /// Calls `work` made, as (DynamoDB, Secrets Manager).
-async fn calls_of<F: std::future::Future>(app: &App, work: F) -> (u64, u64) {
-    with_calls(app, work).await.1
+async fn calls_of<F: std::future::Future>(calls: &AwsCalls, work: F) -> (u64, u64) {
+    with_calls(calls, work).await.1
 }
 
 /// What `work` returned, and the calls it made as [`calls_of`] counts them.
-async fn with_calls<F: std::future::Future>(app: &App, work: F) -> (F::Output, (u64, u64)) {
-    let before = app.calls.count();
+async fn with_calls<F: std::future::Future>(calls: &AwsCalls, work: F) -> (F::Output, (u64, u64)) {
+    let before = calls.count();
     let output = work.await;
     let CallCount {
         dynamodb,
         secrets_manager,
-    } = app.calls.count();
+    } = calls.count();
     (
         output,
         (
@@ -37,42 +39,57 @@ async fn with_calls<F: std::future::Future>(app: &App, work: F) -> (F::Output, (
 async fn each_operation_stays_within_its_aws_call_budget() {
     let t = TestApp::spawn().await;
     let key = t.create_key("read").await;
-    let (_, cold_secrets) =
-        calls_of(&t.app, t.login(json!({"api_key": key, "session_id": "a"}))).await;
+    let (_, cold_secrets) = calls_of(
+        &t.calls,
+        t.login(json!({"api_key": key, "session_id": "a"})),
+    )
+    .await;
     assert_eq!(cold_secrets, 1, "a cold key cache reads AWSCURRENT alone");
 
     let token = t.token(&key, "a").await;
     assert_eq!(
-        calls_of(&t.app, t.login(json!({"api_key": key, "session_id": "a"}))).await,
+        calls_of(
+            &t.calls,
+            t.login(json!({"api_key": key, "session_id": "a"}))
+        )
+        .await,
         (1, 0),
         "login reusing"
     );
     assert_eq!(
-        calls_of(&t.app, t.login(json!({"api_key": key, "session_id": "b"}))).await,
+        calls_of(
+            &t.calls,
+            t.login(json!({"api_key": key, "session_id": "b"}))
+        )
+        .await,
         (3, 0),
         "login opening a session: the read, the key's session times, the conditional write"
     );
     assert_eq!(
-        calls_of(&t.app, t.verify(&token, Some("read"))).await,
+        calls_of(&t.calls, t.verify(&token, Some("read"))).await,
         (1, 0),
         "verify"
     );
 
     t.clock.advance(7200 - 299);
-    let refreshed = calls_of(&t.app, t.login(json!({"api_key": key, "session_id": "a"}))).await;
+    let refreshed = calls_of(
+        &t.calls,
+        t.login(json!({"api_key": key, "session_id": "a"})),
+    )
+    .await;
     assert_eq!(
         refreshed,
         (2, 0),
         "login minting a successor in the refresh window"
     );
     assert_eq!(
-        calls_of(&t.app, t.revoke_bearer(&token)).await,
+        calls_of(&t.calls, t.revoke_bearer(&token)).await,
         (1, 0),
         "revoke by token"
     );
     assert_eq!(
         calls_of(
-            &t.app,
+            &t.calls,
             t.revoke(json!({"api_key": key, "all_sessions": true}))
         )
         .await,
@@ -81,7 +98,7 @@ async fn each_operation_stays_within_its_aws_call_budget() {
     );
     assert_eq!(
         calls_of(
-            &t.app,
+            &t.calls,
             t.revoke(json!({"api_key": key, "revoke_api_key": true}))
         )
         .await,
@@ -106,7 +123,7 @@ async fn introspection_reads_the_caller_and_the_token_state_in_one_call() {
             "a malformed token: the caller's key alone",
         ),
     ] {
-        let (answer, calls) = with_calls(&t.app, introspect(&t, caller, token)).await;
+        let (answer, calls) = with_calls(&t.calls, introspect(&t, caller, token)).await;
         assert_eq!(
             (answer.status, &answer.body["active"]),
             (200, &json!(active)),
@@ -124,12 +141,12 @@ async fn a_rejected_token_costs_no_aws_call() {
     let token = t.token(&key, "a").await;
     let tampered = format!("{}x", &token[..token.len() - 1]);
     assert_eq!(
-        calls_of(&t.app, t.verify(&tampered, None)).await,
+        calls_of(&t.calls, t.verify(&tampered, None)).await,
         (0, 0),
         "bad signature"
     );
     assert_eq!(
-        calls_of(&t.app, t.verify("garbage", None)).await,
+        calls_of(&t.calls, t.verify("garbage", None)).await,
         (0, 0),
         "malformed"
     );
@@ -137,7 +154,7 @@ async fn a_rejected_token_costs_no_aws_call() {
     let mut typo = key.clone().into_bytes();
     typo[30] = if typo[30] == b'a' { b'b' } else { b'a' };
     let typo = String::from_utf8(typo).unwrap();
-    let (dynamodb, _) = calls_of(&t.app, t.login(json!({"api_key": typo}))).await;
+    let (dynamodb, _) = calls_of(&t.calls, t.login(json!({"api_key": typo}))).await;
     assert_eq!(
         dynamodb, 0,
         "a key failing its checksum never reaches the table"
@@ -149,12 +166,12 @@ async fn warming_up_at_init_leaves_the_first_request_only_its_own_call() {
     let t = TestApp::spawn().await;
     let key = t.create_key("read").await;
     assert_eq!(
-        calls_of(&t.app, t.app.warm_up()).await,
+        calls_of(&t.calls, t.app.warm_up()).await,
         (1, 1),
         "one DynamoDB read, AWSCURRENT alone"
     );
     assert_eq!(
-        calls_of(&t.app, t.login(json!({"api_key": key}))).await,
+        calls_of(&t.calls, t.login(json!({"api_key": key}))).await,
         (3, 0),
         "first login after warm-up, opening the default session"
     );
@@ -173,35 +190,37 @@ async fn the_previous_signing_key_is_read_once_when_a_token_names_it() {
     .await
     .unwrap();
     // An environment started after the rotation: its key cache begins empty.
-    let cold = App {
-        clock: t.app.clock.clone(),
-        ..App::from_aws(&t.config(), &t.sdk)
-    };
-    assert_eq!(calls_of(&cold, cold.warm_up()).await, (1, 1), "warm-up");
+    let (cold, cold_calls) = auth_shared::aws::app(&t.config(), &t.sdk, t.app.clock.clone());
+    assert_eq!(
+        calls_of(&cold_calls, cold.warm_up()).await,
+        (1, 1),
+        "warm-up"
+    );
     let verify = || async {
-        auth_shared::verify::verify(&cold, Some(&old), None, &mut Audit::default())
+        auth_shared::domain::verify::verify(&cold, Some(&old), None, &mut Audit::default())
             .await
             .map(|v| v.claims.sid)
             .ok()
     };
-    let (verified, calls) = with_calls(&cold, verify()).await;
+    let (verified, calls) = with_calls(&cold_calls, verify()).await;
     assert_eq!(verified.as_deref(), Some("a"), "the old token verifies");
     assert_eq!(calls, (1, 2), "AWSCURRENT again with AWSPREVIOUS, once");
-    let (verified, calls) = with_calls(&cold, verify()).await;
+    let (verified, calls) = with_calls(&cold_calls, verify()).await;
     assert_eq!(verified.as_deref(), Some("a"));
     assert_eq!(calls, (1, 0), "then from the cache");
 }
 
 #[tokio::test]
-async fn warming_up_against_a_dead_backend_gives_up_without_failing_init() {
+async fn warming_up_against_a_dead_backend_lets_init_finish_and_the_request_answer_503() {
     let t = TestApp::spawn().await;
     let dead = auth_tests::dead_endpoint().await;
-    let app = App::from_aws(&t.config(), &dead);
-    let started = std::time::Instant::now();
+    let (app, _) = auth_shared::aws::app(&t.config(), &dead, t.app.clock.clone());
     app.warm_up().await;
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "bounded: {:?}",
-        started.elapsed()
-    );
+    let dead = TestApp { app, ..t };
+    let key = ApiKey::generate().unwrap();
+    let answer = dead
+        .login(json!({"api_key": key.expose().expose_secret()}))
+        .await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.header("retry-after"), Some("1"));
 }

@@ -10,8 +10,8 @@ mod support;
 
 use std::process::Command;
 
-use auth_shared::api_key::ApiKey;
-use auth_shared::rotation::rfc3339;
+use auth_shared::domain::api_key::ApiKey;
+use auth_shared::domain::rotation::rfc3339;
 use serde_json::{Value, json};
 
 use support::{Authctl, Run, authctl_path, output};
@@ -364,7 +364,7 @@ async fn setup_refuses_an_existing_secret_that_holds_no_signing_key() {
 /// retried after its first attempt landed is told the table exists.
 #[tokio::test]
 async fn creating_a_table_that_exists_keeps_it_and_its_ttl() {
-    use auth_shared::store::dynamodb::create_table;
+    use auth_shared::aws::dynamodb::create_table;
     use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
     let client = aws_sdk_dynamodb::Client::new(&auth_tests::moto().await);
     let table = auth_tests::unique("twice");

@@ -3,7 +3,7 @@
 //! status, code, headers, and a body that never carries internal detail or
 //! the API key that was sent.
 
-use auth_shared::api_key::ApiKey;
+use auth_shared::domain::api_key::ApiKey;
 use auth_shared::http::Route;
 use auth_tests::{TestApp, TestResponse};
 use lambda_http::http::Method;

@@ -2,7 +2,7 @@
 //! twice, too many fields, long query strings, tokens with headers we do not
 //! honour. Each gets its 4xx JSON answer, and the service keeps answering.
 
-use auth_shared::token::TokenError;
+use auth_shared::domain::token::TokenError;
 use auth_tests::{TestApp, TestResponse};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

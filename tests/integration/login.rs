@@ -9,11 +9,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use auth_shared::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
 use auth_shared::config::TokenPolicy;
-use auth_shared::session_id::SessionId;
-use auth_shared::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
-use auth_shared::token::TokenError;
+use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use auth_shared::domain::session_id::SessionId;
+use auth_shared::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
+use auth_shared::domain::token::TokenError;
 use auth_tests::{ISSUER, TestApp, TestResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use secrecy::ExposeSecret;

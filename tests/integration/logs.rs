@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use auth_shared::api_key::ApiKey;
+use auth_shared::domain::api_key::ApiKey;
 use auth_tests::{CapturedLogs, TestApp, create_secret, key_ring};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};

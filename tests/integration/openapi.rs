@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use auth_shared::aws::dynamodb::DynamoDbStore;
 use auth_shared::config::TokenPolicy;
 use auth_shared::http::Route;
-use auth_shared::store::dynamodb::DynamoDbStore;
 use auth_tests::{TestApp, TestResponse, dead_endpoint};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_shared::store::dynamodb::DynamoDbStore;
+use auth_shared::aws::dynamodb::DynamoDbStore;
 use auth_tests::{TestApp, TestResponse, dead_endpoint, key_ring};
 use serde_json::{Value, json};
 

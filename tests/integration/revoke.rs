@@ -2,7 +2,7 @@
 //! harmless 200), by named session, every session of a key, or the key
 //! itself; each takes effect on the next verify and touches nothing else.
 
-use auth_shared::api_key::{ApiKey, KeyId};
+use auth_shared::domain::api_key::{ApiKey, KeyId};
 use auth_tests::{TestApp, TestResponse};
 use lambda_http::http::Method;
 use secrecy::ExposeSecret;

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_shared::App;
+use auth_shared::aws::rotation::{RotationError, RotationEvent, Rotator, Step};
+use auth_shared::aws::secrets::SecretsManagerKeySource;
+use auth_shared::domain::keyring::KeyRing;
+use auth_shared::domain::rotation::{Pace, Spacing, rfc3339};
 use auth_shared::http::{self, Route};
-use auth_shared::keyring::KeyRing;
-use auth_shared::rotation::{Pace, RotationError, RotationEvent, Rotator, Spacing, Step, rfc3339};
-use auth_shared::secrets::SecretsManagerKeySource;
 use auth_tests::TestApp;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use auth_shared::admin::{self, RotateError};
-use auth_shared::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
 use auth_shared::config::TokenPolicy;
-use auth_shared::session_id::SessionId;
-use auth_shared::store::sqlite::SqliteStore;
-use auth_shared::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
-use auth_shared::token::TokenError;
+use auth_shared::domain::admin::{self, RotateError};
+use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use auth_shared::domain::session_id::SessionId;
+use auth_shared::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
+use auth_shared::domain::token::TokenError;
+use auth_shared::local::sqlite::SqliteStore;
 use auth_tests::{ISSUER, TestApp};
 use serde_json::json;
 
@@ -230,7 +230,7 @@ async fn on_one_sqlite_file_a_revoke_during_a_stream_of_rotations_is_never_undon
         SqliteStore::open(&path).unwrap(),
     );
     let key = ApiKey::generate().unwrap();
-    let scopes = auth_shared::scope::Scopes::parse("read").unwrap();
+    let scopes = auth_shared::domain::scope::Scopes::parse("read").unwrap();
     let record = KeyRecord::new(&key, "k", scopes, 1, None);
     assert!(rotator.create_key(&record).await.unwrap());
     let id = key.id().clone();

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use auth_shared::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
-use auth_shared::scope::Scopes;
-use auth_shared::session_id::SessionId;
-use auth_shared::store::dynamodb::{DynamoDbStore, create_table};
-use auth_shared::store::sqlite::SqliteStore;
-use auth_shared::store::{SessionRecord, SessionTimes, Store, StoredToken};
-use auth_shared::token::Claims;
+use auth_shared::aws::dynamodb::{DynamoDbStore, create_table};
+use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use auth_shared::domain::scope::Scopes;
+use auth_shared::domain::session_id::SessionId;
+use auth_shared::domain::store::{SessionRecord, SessionTimes, Store, StoredToken};
+use auth_shared::domain::token::Claims;
+use auth_shared::local::sqlite::SqliteStore;
 use auth_tests::{moto, unique};
 
 /// Both backends, fresh and empty; the temp dir lives as long as the SQLite store.
@@ -507,7 +507,7 @@ fn wal_size(db: &std::path::Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_keeps_its_wal_bounded_while_readers_never_stop_and_truncates_it_on_close() {
-    use auth_shared::store::sqlite::Options;
+    use auth_shared::local::sqlite::Options;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("auth.db");
     let limit = 1 << 20;

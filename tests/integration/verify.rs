@@ -6,8 +6,8 @@
 //! re-signed by the forger, do verify: so each 401 below is about the one
 //! thing changed, which `error_description` confirms.
 
-use auth_shared::api_key::{KeyId, KeyStatus};
-use auth_shared::token::{MAX_TOKEN_BYTES, TokenError};
+use auth_shared::domain::api_key::{KeyId, KeyStatus};
+use auth_shared::domain::token::{MAX_TOKEN_BYTES, TokenError};
 use auth_tests::{TestApp, TestResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;

@@ -15,17 +15,19 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_shared::api_key::{ApiKey, KeyRecord};
-use auth_shared::app::{App, aws_sdk_loader};
-use auth_shared::clock::ManualClock;
+use auth_shared::App;
+use auth_shared::aws::calls::AwsCalls;
+use auth_shared::aws::dynamodb::create_table;
+use auth_shared::aws::sdk_loader;
+use auth_shared::aws::secrets::SecretsManagerKeySource;
 use auth_shared::config::{Config, TokenPolicy};
+use auth_shared::domain::api_key::{ApiKey, KeyRecord};
+use auth_shared::domain::clock::ManualClock;
+use auth_shared::domain::keyring::KeyRing;
+use auth_shared::domain::scope::Scopes;
+use auth_shared::domain::store::Store;
 use auth_shared::http::{self, Route};
-use auth_shared::keyring::KeyRing;
-use auth_shared::scope::Scopes;
-use auth_shared::secrets::SecretsManagerKeySource;
-use auth_shared::store::Store;
-use auth_shared::store::dynamodb::create_table;
-use auth_shared::store::sqlite::SqliteStore;
+use auth_shared::local::sqlite::SqliteStore;
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
 use lambda_http::Body;
@@ -50,7 +52,7 @@ pub async fn moto() -> SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the suite with scripts/test, which starts moto"
     );
-    aws_sdk_loader()
+    sdk_loader()
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(10))
@@ -68,7 +70,7 @@ pub async fn dead_endpoint() -> SdkConfig {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    aws_sdk_loader()
+    sdk_loader()
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .load()
         .await
@@ -83,6 +85,8 @@ pub fn unique(prefix: &str) -> String {
 pub struct TestApp {
     /// The state the handlers run on; tests may swap parts of it.
     pub app: App,
+    /// The AWS operations the app's clients started.
+    pub calls: AwsCalls,
     /// Time as the handlers see it.
     pub clock: Arc<ManualClock>,
     /// The SDK configuration for moto.
@@ -140,12 +144,10 @@ impl TestApp {
         let secret_arn = create_secret(&sdk, &"s".repeat(48)).await;
         let clock = Arc::new(ManualClock::starting_now());
         let config = config(&table, &secret_arn, policy);
-        let app = App {
-            clock: clock.clone(),
-            ..App::from_aws(&config, &sdk)
-        };
+        let (app, calls) = auth_shared::aws::app(&config, &sdk, clock.clone());
         Self {
             app,
+            calls,
             clock,
             sdk,
             table,

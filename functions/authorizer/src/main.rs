@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     auth_shared::telemetry::init();
     auth_shared::telemetry::install_panic_hook();
     let config = AuthorizerConfig::from_env()?;
-    let app = auth_shared::app::from_env().await?;
+    let app = auth_shared::aws::from_env().await?;
     app.warm_up().await;
     let authorizer = Authorizer::with_config(app, config);
     let authorizer = &authorizer;

@@ -7,7 +7,7 @@ use lambda_http::{Error, service_fn};
 async fn main() -> Result<(), Error> {
     auth_shared::telemetry::init();
     auth_shared::telemetry::install_panic_hook();
-    let app = auth_shared::app::from_env().await?;
+    let app = auth_shared::aws::from_env().await?;
     app.warm_up().await;
     let app = &app;
     lambda_http::run(service_fn(move |request| async move {

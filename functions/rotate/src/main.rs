@@ -1,9 +1,10 @@
 //! The rotation Lambda: Secrets Manager invokes it for each step of a
-//! signing-key rotation (see `auth_shared::rotation`). It reads
+//! signing-key rotation (see `auth_shared::aws::rotation`). It reads
 //! `TOKEN_TTL_SECONDS`, `SIGNING_KEY_CACHE_SECONDS` and `CLOCK_LEEWAY_SECONDS`,
 //! the lifetimes a rotation must outwait, as the other functions do.
 
-use auth_shared::rotation::{RotationEvent, Rotator, Spacing};
+use auth_shared::aws::rotation::{RotationEvent, Rotator};
+use auth_shared::domain::rotation::Spacing;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -12,7 +13,7 @@ async fn main() -> Result<(), Error> {
     auth_shared::telemetry::install_panic_hook();
     let spacing = Spacing::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = auth_shared::app::aws_sdk_config().await;
+    let sdk = auth_shared::aws::sdk_config().await;
     let rotator = Rotator::new(aws_sdk_secretsmanager::Client::new(&sdk), spacing);
     let rotator = &rotator;
     lambda_runtime::run(service_fn(

@@ -338,7 +338,7 @@ pub(crate) fn bearer(value: Option<&str>) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::authorizer::{Decision, PolicyDocument, RouteScopes};
-    use crate::scope::Scopes;
+    use crate::domain::scope::Scopes;
     use proptest::prelude::*;
     use serde_json::json;
 

@@ -4,12 +4,11 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::app::App;
-use crate::error::ApiError;
-use crate::scope::Scopes;
-use crate::telemetry::Audit;
-use crate::token::{Claims, TokenError};
-use crate::verify::{self, Verified};
+use crate::domain::scope::Scopes;
+use crate::domain::token::{Claims, TokenError};
+use crate::domain::verify::{self, Verified};
+use crate::domain::{App, Error};
+use crate::telemetry::{Audit, RequestLine};
 
 use super::event::{Event, PolicyEvent, Shape, bearer};
 use super::policy::{
@@ -39,10 +38,10 @@ impl Outcome {
         }
     }
 
-    fn failed(&mut self, outcome: &'static str, error: &ApiError) {
+    fn failed(&mut self, outcome: &'static str, error: &Error) {
         self.outcome = outcome;
         self.error = Some(error.code());
-        if error.status() >= 500 {
+        if error.is_failure() {
             self.detail = Some(error.source_chain());
         }
     }
@@ -105,20 +104,21 @@ impl Authorizer {
             }
             Ok(Event::Policy(event)) => self.policy(event, &mut audit).await,
         };
-        tracing::info!(
-            function = "authorizer",
-            kind = log.kind,
-            route = log.route.as_deref().unwrap_or("unknown"),
-            outcome = log.outcome,
-            error = log.error,
-            detail = log.detail,
-            allowed_routes = log.allowed_routes,
-            key_id = audit.key_id,
-            session_id = audit.session_id,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        RequestLine {
+            function: "authorizer",
+            kind: Some(log.kind),
+            route: log.route.as_deref().unwrap_or("unknown"),
+            method: None,
+            status: None,
+            outcome: log.outcome,
+            error: log.error,
+            detail: log.detail,
+            allowed_routes: log.allowed_routes,
+            audit: &audit,
+            latency: started.elapsed(),
             request_id,
-            "authorize"
-        );
+        }
+        .emit("authorize");
         result
     }
 
@@ -157,7 +157,7 @@ impl Authorizer {
                 )
             }
             Err(e) => {
-                let outcome = if e.status() >= 500 {
+                let outcome = if e.is_failure() {
                     "unavailable"
                 } else {
                     "deny"
@@ -179,8 +179,8 @@ impl Authorizer {
             Ok(found) => found,
             Err(e) => {
                 let (outcome, error) = match &e {
-                    ApiError::InvalidToken(_) => ("unauthorized", AuthorizerError::Unauthorized),
-                    ApiError::Unavailable(_) => ("unavailable", AuthorizerError::Unavailable),
+                    Error::InvalidToken(_) => ("unauthorized", AuthorizerError::Unauthorized),
+                    Error::Unavailable(_) => ("unavailable", AuthorizerError::Unavailable),
                     _ => ("error", AuthorizerError::Internal),
                 };
                 // Payload 1.0 answers like payload 2.0: every failure is a 403.
@@ -231,7 +231,7 @@ impl Authorizer {
         &self,
         authorization: Option<&str>,
         audit: &mut Audit,
-    ) -> Result<(Claims, Scopes), ApiError> {
+    ) -> Result<(Claims, Scopes), Error> {
         let claims = verify::verify(&self.app, bearer(authorization), None, audit)
             .await?
             .claims;
@@ -240,7 +240,7 @@ impl Authorizer {
         } else {
             Scopes::parse(&claims.scope)
         };
-        let held = held.map_err(|_| ApiError::InvalidToken(TokenError::Claims))?;
+        let held = held.map_err(|_| Error::InvalidToken(TokenError::Claims))?;
         Ok((claims, held))
     }
 }

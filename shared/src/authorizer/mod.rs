@@ -36,7 +36,7 @@
 //! `GET /v1/documents/{id}`): list every route of the API, or use a REQUEST
 //! authorizer, whose event names the route.
 //!
-//! Every token check is [`crate::verify::verify`]: one DynamoDB read per
+//! Every token check is [`crate::domain::verify::verify`]: one DynamoDB read per
 //! call. A cached answer is not checked again: a revoked token passes for up
 //! to the authorizer's result TTL.
 

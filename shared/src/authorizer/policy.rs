@@ -20,8 +20,8 @@
 
 use serde::Serialize;
 
-use crate::scope::Scopes;
-use crate::token::Claims;
+use crate::domain::scope::Scopes;
+use crate::domain::token::Claims;
 
 use super::event::{MethodArn, RequestRoute};
 use super::routes::{Coverage, RouteScopes};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::config::ConfigError;
-use crate::scope::Scopes;
+use crate::domain::scope::Scopes;
 
 use super::ROUTE_SCOPES_VAR;
 

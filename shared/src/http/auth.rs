@@ -1,16 +1,17 @@
 //! The `/auth/*` routes: request fields in, response bodies out.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::one_token;
-use crate::app::App;
-use crate::error::ApiError;
-use crate::login::{self, Issued, LoginRequest};
-use crate::request::Fields;
-use crate::revoke::{self, RevokeRequest, Revoked};
+use crate::domain::App;
+use crate::domain::login::{self, LoginRequest};
+use crate::domain::revoke::{self, RevokeRequest};
+use crate::domain::verify;
+use crate::http::body::Fields;
+use crate::http::error::ApiError;
+use crate::http::response::{issued_body, revoked_body, verified_body};
 use crate::telemetry::Audit;
-use crate::verify::{self, Verified};
 
 pub(super) async fn login(
     app: &App,
@@ -26,17 +27,6 @@ pub(super) async fn login(
         scope: fields.text("scope")?.map(str::to_owned),
     };
     Ok(issued_body(&login::login(app, request, audit).await?))
-}
-
-/// The body of a token response, for `/auth/login` and `/oauth2/token` alike.
-pub(super) fn issued_body(issued: &Issued) -> Value {
-    json!({
-        "access_token": issued.access_token.expose_secret(),
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "scope": issued.scope,
-        "session_id": issued.session_id,
-    })
 }
 
 pub(super) async fn verify(
@@ -60,21 +50,6 @@ pub(super) async fn verify(
     Ok(Value::Object(verified_body(&verified)))
 }
 
-/// The claims of a valid token, as `/auth/verify` shows them.
-pub(super) fn verified_body(v: &Verified) -> Map<String, Value> {
-    let c = &v.claims;
-    let mut body = Map::new();
-    body.insert("active".into(), json!(true));
-    body.insert("sub".into(), json!(c.sub));
-    body.insert("session_id".into(), json!(c.sid));
-    body.insert("scope".into(), json!(c.scope));
-    body.insert("jti".into(), json!(c.jti));
-    body.insert("iat".into(), json!(c.iat));
-    body.insert("exp".into(), json!(c.exp));
-    body.insert("expires_in".into(), json!(v.expires_in));
-    body
-}
-
 pub(super) async fn revoke(
     app: &App,
     bearer: Option<SecretString>,
@@ -83,16 +58,6 @@ pub(super) async fn revoke(
 ) -> Result<Value, ApiError> {
     let done = revoke::revoke(app, revoke_request(bearer, fields)?, audit).await?;
     Ok(revoked_body(&done))
-}
-
-pub(super) fn revoked_body(done: &Revoked) -> Value {
-    let mut body = Map::new();
-    body.insert("revoked".into(), json!(true));
-    body.insert("sessions_revoked".into(), json!(done.sessions));
-    if done.api_key {
-        body.insert("api_key_revoked".into(), json!(true));
-    }
-    Value::Object(body)
 }
 
 fn revoke_request(

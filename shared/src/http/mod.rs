@@ -7,26 +7,27 @@
 //! `Authorization` header for all of them.
 
 mod auth;
+pub mod body;
 pub mod credential;
+pub mod error;
 mod oauth;
+pub mod response;
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use lambda_http::http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE,
-};
-use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::http::header::CONTENT_TYPE;
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::SecretString;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::app::App;
-use crate::error::{ApiError, RETRY_AFTER_SECONDS};
-use crate::request::Fields;
-use crate::telemetry::Audit;
-use crate::token::TokenError;
+use crate::domain::token::TokenError;
+use crate::domain::{App, Error};
+use crate::http::body::Fields;
+use crate::http::error::ApiError;
+use crate::telemetry::{Audit, RequestLine};
 
 pub use credential::{Credential, bearer};
 
@@ -132,30 +133,30 @@ pub async fn handle(
         Some(route) => AssertUnwindSafe(dispatch(app, route, &request, credential, &mut audit))
             .catch_unwind()
             .await
-            .unwrap_or_else(|_| Err(ApiError::internal(Panicked))),
+            .unwrap_or_else(|_| Err(Error::internal(Panicked).into())),
     };
     let response = match &result {
-        Ok(body) => json_response(StatusCode::OK, body),
-        Err(e) => error_response(e, route, credential, &request_id),
+        Ok(body) => response::json(StatusCode::OK, body),
+        Err(e) => response::error(e, route == Some(Route::Verify), credential, &request_id),
     };
     let error = result.as_ref().err();
-    let detail = error
-        .filter(|e| e.status() >= 500)
-        .map(ApiError::source_chain);
-    tracing::info!(
+    RequestLine {
         function,
-        route = route.map_or("unknown", Route::path),
-        method = %request.method(),
-        status = response.status().as_u16(),
-        outcome = if error.is_none() { "ok" } else { "error" },
-        error = error.map(ApiError::code),
-        detail,
-        key_id = audit.key_id,
-        session_id = audit.session_id,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        request_id,
-        "request"
-    );
+        kind: None,
+        route: route.map_or("unknown", Route::path),
+        method: Some(request.method().as_str()),
+        status: Some(response.status().as_u16()),
+        outcome: if error.is_none() { "ok" } else { "error" },
+        error: error.map(ApiError::code),
+        detail: error
+            .filter(|e| e.status() >= 500)
+            .map(ApiError::source_chain),
+        allowed_routes: None,
+        audit: &audit,
+        latency: started.elapsed(),
+        request_id: &request_id,
+    }
+    .emit("request");
     response
 }
 
@@ -200,7 +201,7 @@ fn bearer_of(credential: Credential<'_>) -> Result<Option<SecretString>, ApiErro
     match credential {
         Credential::Bearer(t) => Ok(Some(SecretString::from(t))),
         Credential::None | Credential::Basic(_) | Credential::Other => Ok(None),
-        Credential::Unusable => Err(ApiError::InvalidToken(TokenError::Malformed)),
+        Credential::Unusable => Err(Error::InvalidToken(TokenError::Malformed).into()),
     }
 }
 
@@ -226,71 +227,6 @@ fn one_token(
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_string()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    // Tokens must never sit in a cache (RFC 6749 §5.1); errors need not either.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
-
-fn error_response(
-    error: &ApiError,
-    route: Option<Route>,
-    credential: Credential<'_>,
-    request_id: &str,
-) -> Response<Body> {
-    let mut body = Map::new();
-    if route == Some(Route::Verify) && matches!(error, ApiError::InvalidToken(_)) {
-        body.insert("active".into(), json!(false));
-    }
-    body.insert("error".into(), json!(error.code()));
-    body.insert("error_description".into(), json!(error.description()));
-    body.insert("request_id".into(), json!(request_id));
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json_response(status, &Value::Object(body));
-    let headers = response.headers_mut();
-    match error {
-        ApiError::InvalidToken(_) => {
-            headers.insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-        }
-        ApiError::InsufficientScope(scope) => {
-            // Scope tokens are printable ASCII without quotes or backslashes, so this is a valid header.
-            let value = HeaderValue::from_str(&format!(
-                "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
-            ))
-            .unwrap_or(HeaderValue::from_static(
-                "Bearer error=\"insufficient_scope\"",
-            ));
-            headers.insert(WWW_AUTHENTICATE, value);
-        }
-        ApiError::InvalidClient if matches!(credential, Credential::Basic(_)) => {
-            // RFC 6749 §5.2: a client that used Basic gets a Basic challenge.
-            headers.insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"oauth2\""),
-            );
-        }
-        ApiError::MethodNotAllowed(allow) => {
-            headers.insert(ALLOW, HeaderValue::from_static(allow));
-        }
-        ApiError::Unavailable(_) => {
-            headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
-        }
-        ApiError::TooManySessions(seconds) => {
-            headers.insert(RETRY_AFTER, HeaderValue::from((*seconds).max(1)));
-        }
-        _ => {}
-    }
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -298,15 +234,15 @@ mod tests {
 
     use async_trait::async_trait;
     use secrecy::{ExposeSecret, SecretString};
+    use serde_json::json;
 
     use super::*;
-    use crate::api_key::{ApiKey, KeyId, KeyRecord};
-    use crate::calls::AwsCalls;
-    use crate::clock::SystemClock;
     use crate::config::TokenPolicy;
-    use crate::keyring::{KeyRing, KeySet, SigningKey, StaticKeySource};
-    use crate::session_id::SessionId;
-    use crate::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
+    use crate::domain::api_key::{ApiKey, KeyId, KeyRecord};
+    use crate::domain::clock::SystemClock;
+    use crate::domain::keyring::{KeySet, SigningKey, StaticKeySource};
+    use crate::domain::session_id::SessionId;
+    use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 
     /// A store with a bug: reading a key panics, with the key id in the message.
     struct PanickingStore;
@@ -373,16 +309,13 @@ mod tests {
             current: Arc::new(signing),
             previous: None,
         };
-        App {
-            calls: AwsCalls::default(),
-            policy: TokenPolicy::with_issuer("https://auth.test"),
-            store: Arc::new(PanickingStore),
-            keys: Arc::new(KeyRing::new(
-                Arc::new(StaticKeySource(keys)),
-                Duration::from_secs(300),
-            )),
-            clock: Arc::new(SystemClock),
-        }
+        App::new(
+            TokenPolicy::with_issuer("https://auth.test"),
+            Arc::new(PanickingStore),
+            Arc::new(StaticKeySource(keys)),
+            Duration::from_secs(300),
+            Arc::new(SystemClock),
+        )
     }
 
     async fn login(app: &App, api_key: &str) -> (StatusCode, Value) {

@@ -6,17 +6,16 @@
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::auth::{issued_body, revoked_body, verified_body};
-use crate::app::App;
-use crate::client::{Requirement, admit, caller, client_credentials};
 use crate::config::TokenPolicy;
-use crate::error::ApiError;
-use crate::login::{self, LoginRequest};
-use crate::request::Fields;
-use crate::revoke::{self, RevokeRequest};
+use crate::domain::introspect::{self, Introspection};
+use crate::domain::login::{self, LoginRequest};
+use crate::domain::revoke::{self, RevokeRequest};
+use crate::domain::{App, Error};
+use crate::http::body::Fields;
+use crate::http::credential::client_credentials;
+use crate::http::error::ApiError;
+use crate::http::response::{issued_body, revoked_body, verified_body};
 use crate::telemetry::Audit;
-use crate::token::TokenError;
-use crate::verify;
 
 pub(super) async fn token(
     app: &App,
@@ -42,17 +41,13 @@ pub(super) async fn token(
     match login::login(app, request, audit).await {
         Ok(issued) => Ok(issued_body(&issued)),
         // RFC 6749 §5.2 has no conflict code; the session rule is ours.
-        Err(ApiError::SessionConflict) => Err(ApiError::InvalidRequest(
-            ApiError::SessionConflict.description(),
+        Err(Error::SessionConflict) => Err(ApiError::InvalidRequest(
+            ApiError::from(Error::SessionConflict).description(),
         )),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Introspection costs one store read: the token's stateless checks come
-/// first, so the caller's key is read together with the key and session an
-/// authentic token names. The caller is still judged first: a client that
-/// fails to authenticate learns nothing about the token, not even a 503 for it.
 pub(super) async fn introspect(
     app: &App,
     basic: Option<&str>,
@@ -60,37 +55,9 @@ pub(super) async fn introspect(
     audit: &mut Audit,
 ) -> Result<Value, ApiError> {
     let client = client_credentials(basic, fields)?;
-    let caller_key = caller(&client.api_key, audit)?;
     let token = fields.text("token")?;
-    let claims = match token {
-        Some(token) => Some(verify::authentic_claims(app, token).await),
-        None => None,
-    };
-    let owner = match &claims {
-        Some(Ok(claims)) => verify::owner(claims).ok(),
-        _ => None,
-    };
-    let (caller_record, state) = match &owner {
-        Some((key, session)) => {
-            let (record, state) = app
-                .store
-                .caller_key_and_session(caller_key.id(), key, session)
-                .await?;
-            (record, Some(state))
-        }
-        None => (app.store.key(caller_key.id()).await?, None),
-    };
-    let now = app.clock.now()?;
-    admit(caller_record, &caller_key, Requirement::Usable, now)?;
-    let claims =
-        claims.ok_or_else(|| ApiError::InvalidRequest("field token is required".into()))?;
-    // The resource server's own key id is in the log; the token's owner is in the answer.
-    let verified = claims.and_then(|claims| match state {
-        Some(state) => verify::backed(claims, state, None, now),
-        None => Err(TokenError::Revoked.into()),
-    });
-    match verified {
-        Ok(v) => {
+    match introspect::introspect(app, &client.api_key, token, audit).await? {
+        Introspection::Active(v) => {
             let mut body = verified_body(&v);
             body.insert("client_id".into(), json!(v.claims.sub));
             body.insert("iss".into(), json!(v.claims.iss));
@@ -100,9 +67,7 @@ pub(super) async fn introspect(
             }
             Ok(Value::Object(body))
         }
-        // RFC 7662 §2.2: any token that is not active gets this and nothing more.
-        Err(ApiError::InvalidToken(_)) => Ok(json!({"active": false})),
-        Err(e) => Err(e),
+        Introspection::Inactive => Ok(json!({"active": false})),
     }
 }
 

@@ -13,7 +13,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// Largest body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

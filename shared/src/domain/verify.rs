@@ -1,20 +1,20 @@
 //! Verify: is this bearer token valid now, and does it hold these scopes?
 //!
-//! The token checks of [`crate::token`] run first, in their fixed order; then
+//! The token checks of [`crate::domain::token`] run first, in their fixed order; then
 //! one consistent read of the key and the session: the key must be active and
 //! unexpired and still hold every scope of the token, its revoke-all cutoff
 //! must be older than the token's mint time, and the session must still hold
 //! this token. Any failure to read that state (or the clock) is a 503, never
 //! a yes.
 
-use crate::api_key::KeyId;
-use crate::app::App;
-use crate::error::ApiError;
-use crate::scope::Scopes;
-use crate::session_id::SessionId;
-use crate::store::KeyAndSession;
+use crate::domain::Error;
+use crate::domain::api_key::KeyId;
+use crate::domain::app::App;
+use crate::domain::scope::Scopes;
+use crate::domain::session_id::SessionId;
+use crate::domain::store::KeyAndSession;
+use crate::domain::token::{self, Claims, TokenError};
 use crate::telemetry::Audit;
-use crate::token::{self, Claims, TokenError};
 
 /// A token that passed every check.
 #[derive(Debug)]
@@ -31,11 +31,11 @@ pub async fn verify(
     token: Option<&str>,
     required: Option<&str>,
     audit: &mut Audit,
-) -> Result<Verified, ApiError> {
+) -> Result<Verified, Error> {
     let required = required
         .map(Scopes::parse)
         .transpose()
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+        .map_err(|e| Error::InvalidRequest(e.to_string()))?;
     let claims = authentic_claims(app, token.ok_or(TokenError::Missing)?).await?;
     audit.key_id = Some(claims.sub.clone());
     audit.session_id = Some(claims.sid.clone());
@@ -63,7 +63,7 @@ pub fn backed(
     (record, stored): KeyAndSession,
     required: Option<&Scopes>,
     now: u64,
-) -> Result<Verified, ApiError> {
+) -> Result<Verified, Error> {
     let held = Scopes::parse(&claims.scope).map_err(|_| TokenError::Claims)?;
     let live = match (&record, &stored) {
         (Some(record), Some(stored)) => {
@@ -81,7 +81,7 @@ pub fn backed(
     if let Some(required) = required
         && !required.is_subset(&held)
     {
-        return Err(ApiError::InsufficientScope(required.to_string()));
+        return Err(Error::InsufficientScope(required.to_string()));
     }
     Ok(Verified {
         expires_in: claims.exp.saturating_sub(now),
@@ -90,8 +90,8 @@ pub fn backed(
 }
 
 /// The stateless checks: size, shape, algorithm, kid, signature, time, issuer.
-/// Errors other than [`ApiError::InvalidToken`] mean the key ring could not be read.
-pub async fn authentic_claims(app: &App, raw: &str) -> Result<Claims, ApiError> {
+/// Errors other than [`Error::InvalidToken`] mean the key ring could not be read.
+pub async fn authentic_claims(app: &App, raw: &str) -> Result<Claims, Error> {
     let unverified = token::inspect(raw)?;
     let key = app
         .keys

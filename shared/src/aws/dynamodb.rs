@@ -22,11 +22,13 @@ use aws_sdk_dynamodb::types::{
     ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
-use super::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError, StoredToken};
-use crate::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
-use crate::scope::Scopes;
-use crate::session_id::SessionId;
-use crate::token::Claims;
+use crate::domain::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
+use crate::domain::scope::Scopes;
+use crate::domain::session_id::SessionId;
+use crate::domain::store::{
+    KeyAndSession, SessionRecord, SessionTimes, Store, StoreError, StoredToken,
+};
+use crate::domain::token::Claims;
 
 type Item = HashMap<String, AttributeValue>;
 

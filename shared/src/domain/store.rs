@@ -1,20 +1,19 @@
-//! Storage of API keys and sessions: a narrow trait and its backends.
+//! The store port: the narrow trait the use cases keep keys and sessions
+//! through, and the records it holds. Its backends are
+//! [`crate::aws::dynamodb`] and [`crate::local::sqlite`].
 //!
 //! The logic depends only on [`Store`]. Backends hold records as they are
 //! given; they never decide whether something has expired. Every reader
 //! checks time itself, because expired items may still be read for up to two
 //! days after their TTL (and an emulator may never delete them).
 
-pub mod dynamodb;
-pub mod sqlite;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::api_key::{KeyId, KeyRecord};
-use crate::session_id::SessionId;
-use crate::token::Claims;
+use crate::domain::api_key::{KeyId, KeyRecord};
+use crate::domain::session_id::SessionId;
+use crate::domain::token::Claims;
 
 /// A token as a session stores it: everything needed to re-sign the same bytes.
 /// The token itself is never stored.

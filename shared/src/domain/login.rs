@@ -13,14 +13,14 @@
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::api_key::{ApiKey, KeyRecord};
-use crate::app::App;
-use crate::error::ApiError;
-use crate::scope::Scopes;
-use crate::session_id::SessionId;
-use crate::store::{SessionRecord, StoredToken};
+use crate::domain::Error;
+use crate::domain::api_key::{ApiKey, KeyRecord};
+use crate::domain::app::App;
+use crate::domain::scope::Scopes;
+use crate::domain::session_id::SessionId;
+use crate::domain::store::{SessionRecord, StoredToken};
+use crate::domain::token::{self, Claims};
 use crate::telemetry::Audit;
-use crate::token::{self, Claims};
 
 /// Reads and conditional writes before a contended login gives up (503).
 const ATTEMPTS: usize = 5;
@@ -49,17 +49,12 @@ pub struct Issued {
 }
 
 /// Runs a login.
-pub async fn login(
-    app: &App,
-    request: LoginRequest,
-    audit: &mut Audit,
-) -> Result<Issued, ApiError> {
+pub async fn login(app: &App, request: LoginRequest, audit: &mut Audit) -> Result<Issued, Error> {
     use secrecy::ExposeSecret;
-    let key =
-        ApiKey::parse(request.api_key.expose_secret()).map_err(|_| ApiError::InvalidClient)?;
+    let key = ApiKey::parse(request.api_key.expose_secret()).map_err(|_| Error::InvalidClient)?;
     audit.key_id = Some(key.id().to_string());
     let session = match &request.session_id {
-        Some(s) => SessionId::parse(s).map_err(|e| ApiError::InvalidRequest(e.to_string()))?,
+        Some(s) => SessionId::parse(s).map_err(|e| Error::InvalidRequest(e.to_string()))?,
         None => SessionId::default_session(),
     };
     audit.session_id = Some(session.to_string());
@@ -68,7 +63,7 @@ pub async fn login(
         .as_deref()
         .map(Scopes::parse)
         .transpose()
-        .map_err(|e| ApiError::InvalidScope(e.to_string()))?;
+        .map_err(|e| Error::InvalidScope(e.to_string()))?;
 
     for _ in 0..ATTEMPTS {
         let now_ms = app.clock.now_ms()?;
@@ -76,12 +71,12 @@ pub async fn login(
         let (record, stored) = app.store.key_and_session(key.id(), &session).await?;
         let record = record
             .filter(|r| r.authenticates(&key, now))
-            .ok_or(ApiError::InvalidClient)?;
+            .ok_or(Error::InvalidClient)?;
         let scope = match &requested {
             None => record.scopes.clone(),
             Some(s) if s.is_subset(&record.scopes) => s.clone(),
             Some(s) => {
-                return Err(ApiError::InvalidScope(format!(
+                return Err(Error::InvalidScope(format!(
                     "the API key does not hold the scope: {}",
                     s.missing_from(&record.scopes)
                 )));
@@ -95,7 +90,7 @@ pub async fn login(
         match live {
             Some(current) => {
                 if Scopes::parse(&current.claims.scope).ok().as_ref() != Some(&scope) {
-                    return Err(ApiError::SessionConflict);
+                    return Err(Error::SessionConflict);
                 }
                 if let Some(issued) = reuse(app, current, now).await? {
                     return Ok(issued);
@@ -119,17 +114,17 @@ pub async fn login(
         let replaces = stored.as_ref().map(|s| s.current.claims.jti.as_str());
         if app.store.put_session(&record, replaces).await? {
             return issue(app, &record.current, now).await?.ok_or_else(|| {
-                ApiError::internal("the key that just signed is no longer in the ring")
+                Error::internal("the key that just signed is no longer in the ring")
             });
         }
         // Another login wrote first: read again and hand out its token.
     }
-    Err(ApiError::unavailable("session write contended; retry"))
+    Err(Error::unavailable("session write contended; retry"))
 }
 
 /// The live token again, unless it is inside the refresh window or its
 /// signing key has left the ring (then the caller mints a successor).
-async fn reuse(app: &App, current: &StoredToken, now: u64) -> Result<Option<Issued>, ApiError> {
+async fn reuse(app: &App, current: &StoredToken, now: u64) -> Result<Option<Issued>, Error> {
     let left = current.claims.exp.saturating_sub(now);
     let window = app.policy.refresh_window_seconds;
     if window != 0 && left <= window {
@@ -139,11 +134,11 @@ async fn reuse(app: &App, current: &StoredToken, now: u64) -> Result<Option<Issu
 }
 
 /// Signs `token` with the key it names; `None` when that key is gone.
-async fn issue(app: &App, token: &StoredToken, now: u64) -> Result<Option<Issued>, ApiError> {
+async fn issue(app: &App, token: &StoredToken, now: u64) -> Result<Option<Issued>, Error> {
     let Some(key) = app.keys.find(&token.kid).await? else {
         return Ok(None);
     };
-    let jwt = token::sign(&token.claims, &key).map_err(ApiError::internal)?;
+    let jwt = token::sign(&token.claims, &key).map_err(Error::internal)?;
     Ok(Some(Issued {
         access_token: SecretString::from(jwt),
         expires_in: token.claims.exp.saturating_sub(now),
@@ -154,7 +149,7 @@ async fn issue(app: &App, token: &StoredToken, now: u64) -> Result<Option<Issued
 
 /// Refuses to open one more session for a key that holds as many live ones
 /// as it may; the answer says when the oldest of them expires.
-async fn check_session_cap(app: &App, record: &KeyRecord, now: u64) -> Result<(), ApiError> {
+async fn check_session_cap(app: &App, record: &KeyRecord, now: u64) -> Result<(), Error> {
     let live: Vec<u64> = app
         .store
         .unexpired_sessions(&record.id, now)
@@ -167,7 +162,7 @@ async fn check_session_cap(app: &App, record: &KeyRecord, now: u64) -> Result<()
         return Ok(());
     }
     let oldest = live.into_iter().min().unwrap_or(now);
-    Err(ApiError::TooManySessions(oldest.saturating_sub(now)))
+    Err(Error::TooManySessions(oldest.saturating_sub(now)))
 }
 
 async fn mint(
@@ -177,7 +172,7 @@ async fn mint(
     scope: &Scopes,
     now: u64,
     minted_ms: u64,
-) -> Result<StoredToken, ApiError> {
+) -> Result<StoredToken, Error> {
     let signing = app.keys.keys().await?.current;
     Ok(StoredToken {
         claims: Claims {

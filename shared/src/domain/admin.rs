@@ -7,8 +7,8 @@
 //! sticky: whatever a change asks, a revoked key stays revoked and a
 //! revoke-all cutoff never moves back.
 
-use crate::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
-use crate::store::{Store, StoreError};
+use crate::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use crate::domain::store::{Store, StoreError};
 
 /// Reads and conditional writes before a contended change gives up (503).
 const ATTEMPTS: usize = 8;
@@ -91,7 +91,7 @@ pub fn revoke(record: &mut KeyRecord) {
 
 /// Ends every session minted up to `now_ms`: one write, whatever their number.
 /// Logins mint after the cutoff even within its millisecond (see
-/// [`crate::login`]), so the cutoff moves at least one past the last one and
+/// [`crate::domain::login`]), so the cutoff moves at least one past the last one and
 /// also ends those.
 pub fn revoke_sessions(record: &mut KeyRecord, now_ms: u64) {
     record.sessions_revoked_before = now_ms.max(record.sessions_revoked_before.saturating_add(1));

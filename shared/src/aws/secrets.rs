@@ -2,7 +2,7 @@
 //!
 //! The secret's value is `{"key": "<at least 32 characters>"}` and its version
 //! id is the `kid`. AWSCURRENT signs; AWSCURRENT and AWSPREVIOUS verify.
-//! AWSCURRENT can be loaded alone: see [`crate::keyring`] for when.
+//! AWSCURRENT can be loaded alone: see [`crate::domain::keyring`] for when.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::keyring::{KeySet, KeySource, KeySourceError, SigningKey};
+use crate::domain::keyring::{KeySet, KeySource, KeySourceError, SigningKey};
 
 /// The staging label of the key that signs.
 pub const CURRENT: &str = "AWSCURRENT";

@@ -9,15 +9,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, TryLockError};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
-use crate::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
-use crate::scope::Scopes;
-use crate::session_id::SessionId;
+use crate::domain::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
+use crate::domain::scope::Scopes;
+use crate::domain::session_id::SessionId;
+use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 
 /// The schema, one step per `PRAGMA user_version`: step `i` takes a file at
 /// version `i` to `i + 1`. Files made before versions existed are at 0 with
@@ -99,6 +99,11 @@ pub struct SqliteStore {
     next_sweep: AtomicU64,
     /// Dropping it stops the checkpointer thread.
     checkpointer: Option<std::sync::mpsc::Sender<()>>,
+    /// Held by whoever checkpoints in this process. SQLite refuses a second
+    /// checkpoint at once without waiting, so without it the writer's
+    /// truncation would fail whenever the background one is mid-copy, and
+    /// the WAL would grow for as long as that copy took.
+    checkpointing: Arc<Mutex<()>>,
 }
 
 /// Tuning of a [`SqliteStore`]; the defaults suit `authctl serve`.
@@ -156,6 +161,7 @@ impl SqliteStore {
             .clamp(2, MAX_READERS);
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
+        let checkpointing = Arc::new(Mutex::new(()));
         Ok(Self {
             writer: tokio::sync::Mutex::new(writer),
             queued: Mutex::new(Vec::new()),
@@ -166,7 +172,11 @@ impl SqliteStore {
             wal: PathBuf::from(wal),
             options,
             next_sweep: AtomicU64::new(0),
-            checkpointer: Some(spawn_checkpointer(connect(path)?)?),
+            checkpointer: Some(spawn_checkpointer(
+                connect(path)?,
+                checkpointing.clone(),
+            )?),
+            checkpointing,
         })
     }
 
@@ -189,8 +199,10 @@ impl SqliteStore {
     fn bound_wal(&self, conn: &Connection) {
         let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
         if size > self.options.wal_limit {
-            // Busy (another checkpoint running, or a reader of another
-            // process holding an old snapshot): the next write tries again.
+            // Waits for a background checkpoint to finish rather than fail on
+            // it. Still busy (a reader of another process holding an old
+            // snapshot past the busy timeout): the next write tries again.
+            let _checkpointing = lock(&self.checkpointing);
             if let Err(e) = truncate_wal(conn) {
                 tracing::debug!(error = %e, size, "WAL truncation deferred");
             }
@@ -201,7 +213,7 @@ impl SqliteStore {
     /// [`SWEEP_EVERY_SECONDS`] unless the last batch was full. DynamoDB does
     /// the same by TTL; readers never rely on either.
     fn sweep(&self, conn: &Connection) {
-        let Ok(now) = crate::clock::Clock::now(&crate::clock::SystemClock) else {
+        let Ok(now) = crate::domain::clock::Clock::now(&crate::domain::clock::SystemClock) else {
             return;
         };
         if now < self.next_sweep.load(Ordering::Relaxed) {
@@ -320,7 +332,10 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 /// checkpoints wait for no one: the writer and the readers carry on, and
 /// frames a reader still needs are left for the next round. With nothing
 /// new in the WAL a round only reads its header.
-fn spawn_checkpointer(conn: Connection) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+fn spawn_checkpointer(
+    conn: Connection,
+    checkpointing: Arc<Mutex<()>>,
+) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -328,6 +343,7 @@ fn spawn_checkpointer(conn: Connection) -> Result<std::sync::mpsc::Sender<()>, S
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(CHECKPOINT_EVERY)
             {
+                let _checkpointing = lock(&checkpointing);
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
                 }

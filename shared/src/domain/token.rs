@@ -4,7 +4,7 @@
 //! [`TokenError`]: size, shape, pinned algorithm, `typ`, no `crit`, kid (then
 //! the caller looks the key up), signature, time claims against our clock,
 //! issuer and audience.
-//! Session state is checked afterwards by [`crate::verify`].
+//! Session state is checked afterwards by [`crate::domain::verify`].
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 use crate::config::TokenPolicy;
-use crate::keyring::SigningKey;
+use crate::domain::keyring::SigningKey;
 
 /// Largest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 4096;

@@ -64,7 +64,7 @@ impl SigningKey {
                 "key {kid} is shorter than {MIN_SECRET_CHARS} characters"
             )));
         }
-        if !crate::token::is_valid_kid(kid) {
+        if !crate::domain::token::is_valid_kid(kid) {
             return Err(KeySourceError::Invalid("key id is not a valid kid".into()));
         }
         Ok(Self {

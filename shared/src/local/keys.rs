@@ -8,7 +8,7 @@
 //! replaced atomically (write, then rename) on rotation. Rotations keep the
 //! [`Spacing`] as the Secrets Manager ones do; `created_at` (Unix seconds) is
 //! what they are spaced by. Every [`KeySource::load`] reads it again: the
-//! [`crate::keyring::KeyRing`] caches.
+//! [`crate::domain::keyring::KeyRing`] caches.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,9 +22,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::clock::{Clock, SystemClock};
-use crate::keyring::{KeySet, KeySource, KeySourceError, SigningKey};
-use crate::rotation::{Pace, Rotated, Spacing, TooSoon};
+use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::keyring::{KeySet, KeySource, KeySourceError, SigningKey};
+use crate::domain::rotation::{Pace, Rotated, Spacing, TooSoon};
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "signing-keys.json";

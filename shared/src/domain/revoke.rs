@@ -4,21 +4,21 @@
 //! predecessor verifies again and the next login mints a new one. Revoking
 //! every session is one write of the key's `sessions_revoked_before`, which
 //! every verify reads; revoking the key marks it revoked. Both are versioned
-//! key writes ([`crate::admin`]), so no concurrent write undoes them; every
+//! key writes ([`crate::domain::admin`]), so no concurrent write undoes them; every
 //! revoke is durable before it is acknowledged. Repeating a revoke is
 //! harmless. A key whose secret matches may revoke its own sessions even when
 //! it is already revoked or expired: that only ever takes access away.
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::admin;
-use crate::api_key::KeyId;
-use crate::app::App;
-use crate::client::{Requirement, authenticate};
-use crate::error::ApiError;
-use crate::session_id::SessionId;
+use crate::domain::Error;
+use crate::domain::admin;
+use crate::domain::api_key::KeyId;
+use crate::domain::app::App;
+use crate::domain::authenticate::{Requirement, authenticate};
+use crate::domain::session_id::SessionId;
+use crate::domain::verify::authentic_claims;
 use crate::telemetry::Audit;
-use crate::verify::authentic_claims;
 
 /// What to revoke.
 #[derive(Debug)]
@@ -66,7 +66,7 @@ pub async fn revoke(
     app: &App,
     request: RevokeRequest,
     audit: &mut Audit,
-) -> Result<Revoked, ApiError> {
+) -> Result<Revoked, Error> {
     match request {
         RevokeRequest::Token(token) => revoke_token(app, token.expose_secret(), None, audit).await,
         RevokeRequest::ClientToken { api_key, token } => {
@@ -79,7 +79,7 @@ pub async fn revoke(
         } => {
             let session = match session_id {
                 Some(s) => {
-                    SessionId::parse(&s).map_err(|e| ApiError::InvalidRequest(e.to_string()))?
+                    SessionId::parse(&s).map_err(|e| Error::InvalidRequest(e.to_string()))?
                 }
                 None => SessionId::default_session(),
             };
@@ -96,7 +96,7 @@ pub async fn revoke(
             let now_ms = app.clock.now_ms()?;
             let updated = admin::update_from(app.store.as_ref(), record, |r| {
                 admin::revoke_sessions(r, now_ms);
-                Ok::<_, ApiError>(())
+                Ok::<_, Error>(())
             })
             .await?;
             Ok(Revoked {
@@ -109,7 +109,7 @@ pub async fn revoke(
             let (_, record) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
             let updated = admin::update_from(app.store.as_ref(), record, |r| {
                 admin::revoke(r);
-                Ok::<_, ApiError>(())
+                Ok::<_, Error>(())
             })
             .await?;
             Ok(Revoked {
@@ -126,11 +126,11 @@ async fn revoke_token(
     raw: &str,
     only_of: Option<&KeyId>,
     audit: &mut Audit,
-) -> Result<Revoked, ApiError> {
+) -> Result<Revoked, Error> {
     let claims = match authentic_claims(app, raw).await {
         Ok(claims) => claims,
         // Forged, expired or garbage: nothing of ours to revoke (RFC 7009 §2.2).
-        Err(ApiError::InvalidToken(_)) => return Ok(Revoked::default()),
+        Err(Error::InvalidToken(_)) => return Ok(Revoked::default()),
         Err(e) => return Err(e),
     };
     audit.key_id = Some(claims.sub.clone());

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-use crate::scope::Scopes;
+use crate::domain::scope::Scopes;
 
 /// The recognisable prefix of every API key.
 pub const PREFIX: &str = "bauth_";

@@ -1,0 +1,61 @@
+//! The state a function builds once per cold start and lends to every request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::TokenPolicy;
+use crate::domain::clock::Clock;
+use crate::domain::keyring::{KeyRing, KeySource};
+use crate::domain::store::Store;
+
+/// Everything the use cases need: token rules, the store, the signing keys and a clock.
+#[derive(Clone)]
+pub struct App {
+    /// Token rules.
+    pub policy: TokenPolicy,
+    /// Keys and sessions.
+    pub store: Arc<dyn Store>,
+    /// Signing keys.
+    pub keys: Arc<KeyRing>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    /// The one way an app is put together, whatever its backends: the
+    /// Lambdas' AWS wiring, `authctl serve`, the benchmarks and the tests all
+    /// come through here. Signing keys from `source` are cached for `key_cache`.
+    pub fn new(
+        policy: TokenPolicy,
+        store: Arc<dyn Store>,
+        source: Arc<dyn KeySource>,
+        key_cache: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            policy,
+            store,
+            keys: Arc::new(KeyRing::new(source, key_cache)),
+            clock,
+        }
+    }
+
+    /// Pays during init what the first request would otherwise pay: the
+    /// signing keys (one Secrets Manager round trip) and the store's
+    /// connection, both at once and bounded in time. A failure only logs: the
+    /// first request then retries, and answers 503 if the backend is down.
+    pub async fn warm_up(&self) {
+        let keys = async { self.keys.keys().await.map(drop).map_err(|e| e.to_string()) };
+        let store = async { self.store.warm_up().await.map_err(|e| e.to_string()) };
+        match tokio::time::timeout(WARM_UP_LIMIT, async { tokio::join!(keys, store) }).await {
+            Ok((Ok(()), Ok(()))) => {}
+            Ok((keys, store)) => {
+                tracing::warn!(keys = ?keys.err(), store = ?store.err(), "warm-up failed")
+            }
+            Err(_) => tracing::warn!("warm-up timed out"),
+        }
+    }
+}
+
+/// The longest a cold start waits for [`App::warm_up`].
+const WARM_UP_LIMIT: Duration = Duration::from_secs(3);

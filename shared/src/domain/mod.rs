@@ -1,0 +1,25 @@
+//! The domain: API keys, scopes, sessions, tokens, signing keys, the store
+//! port and one module per use case. It knows no AWS SDK, `lambda_http`,
+//! hyper or rusqlite (a test in `lib.rs` holds it to that); the adapters in
+//! [`crate::http`], [`crate::authorizer`], [`crate::aws`] and [`crate::local`]
+//! depend on it, never the other way.
+
+pub mod admin;
+pub mod api_key;
+pub mod app;
+pub mod authenticate;
+pub mod clock;
+pub mod error;
+pub mod introspect;
+pub mod keyring;
+pub mod login;
+pub mod revoke;
+pub mod rotation;
+pub mod scope;
+pub mod session_id;
+pub mod store;
+pub mod token;
+pub mod verify;
+
+pub use app::App;
+pub use error::Error;
