@@ -1,0 +1,75 @@
+"""`authctl serve` started once per session on a free loopback port with a
+fresh embedded store; its log and schemathesis' reports go to
+target/api-tests/."""
+
+import os
+import queue
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+API_KEY = re.compile(r"\bbauth_([0-9a-f]{16})_[0-9a-f]{64}_[0-9a-f]{8}\b")
+
+
+@dataclass
+class Server:
+    base: str
+    data_dir: Path
+    starter_key: str
+
+    @property
+    def starter_client_id(self):
+        return API_KEY.fullmatch(self.starter_key).group(1)
+
+
+@pytest.fixture(scope="session")
+def out(target):
+    """target/api-tests/, emptied."""
+    path = target / "api-tests"
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(authctl, spawn, out, tmp_path_factory):
+    """The server, once it has printed its address and starter key."""
+    data_dir = tmp_path_factory.mktemp("authctl-data")
+    # The embedded store, whatever the environment says about AWS.
+    env = {k: v for k, v in os.environ.items() if k not in ("TABLE_NAME", "SIGNING_SECRET_ARN", "ISSUER")}
+    command = [authctl, "serve", "--addr", "127.0.0.1:0", "--data-dir", data_dir]
+    with spawn(command, out / "server.log", read_stdout=True, env=env) as process:
+        lines = queue.Queue()
+        threading.Thread(target=pump, args=(process.stdout, lines), daemon=True).start()
+        base, starter_key, seen = None, None, []
+        deadline = time.monotonic() + 30
+        while (base is None or starter_key is None) and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                if process.poll() is not None:
+                    break
+                continue
+            if line is None:
+                break
+            seen.append(line)
+            if m := re.search(r"listening on (http://127\.0\.0\.1:\d+)", line):
+                base = m.group(1)
+            if m := API_KEY.search(line):
+                starter_key = m.group(0)
+        if base is None or starter_key is None:
+            pytest.fail("authctl serve printed no address and starter key:\n" + "".join(seen), pytrace=False)
+        yield Server(base, data_dir, starter_key)
+
+
+def pump(stdout, lines):
+    """Reads the server's stdout to the end, so it never blocks on a full pipe."""
+    for line in stdout:
+        lines.put(line)
+    lines.put(None)
