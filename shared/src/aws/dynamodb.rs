@@ -22,8 +22,7 @@ use aws_sdk_dynamodb::types::{
     ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
-use crate::domain::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
-use crate::domain::scope::Scopes;
+use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::session_id::SessionId;
 use crate::domain::store::{
     KeyAndSession, SessionRecord, SessionTimes, Store, StoreError, StoredToken,
@@ -499,60 +498,26 @@ where
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
+/// A key item: the record's serde form (see [`KeyRecord`]) under its keys,
+/// with the version it is written at. The id is the `pk`, not an attribute.
 fn encode_key(r: &KeyRecord) -> Result<Item, StoreError> {
-    let version = r
-        .version
-        .checked_add(1)
+    let stored = r
+        .as_written()
         .ok_or_else(|| StoreError::Internal("key version overflow".into()))?;
-    let mut item = primary(key_pk(&r.id), KEY_SK.into());
-    item.insert("version".into(), n(version));
-    if r.sessions_revoked_before > 0 {
-        item.insert(
-            "sessions_revoked_before".into(),
-            n(r.sessions_revoked_before),
-        );
-    }
-    item.insert("name".into(), s(&r.name));
-    item.insert("scopes".into(), s(r.scopes.to_string()));
-    item.insert("status".into(), s(r.status.as_str()));
-    item.insert("created_at".into(), n(r.created_at));
-    item.insert("secret_hash".into(), s(&r.secret_hash.0));
-    if let Some(exp) = r.expires_at {
-        item.insert("expires_at".into(), n(exp));
-    }
-    if let Some((hash, until)) = &r.previous_secret {
-        item.insert("prev_secret_hash".into(), s(&hash.0));
-        item.insert("prev_secret_until".into(), n(*until));
-    }
+    let mut item: Item = serde_dynamo::to_item(&stored).map_err(internal)?;
+    item.remove("id");
+    item.extend(primary(key_pk(&r.id), KEY_SK.into()));
     Ok(item)
 }
 
 fn decode_key(item: &Item) -> Result<KeyRecord, StoreError> {
-    let pk = get_s(item, "pk")?;
-    let id = pk
+    let id = get_s(item, "pk")?
         .strip_prefix("KEY#")
-        .and_then(KeyId::parse)
         .ok_or_else(|| StoreError::Internal("key item with a bad pk".into()))?;
-    let scopes = Scopes::parse(get_s(item, "scopes")?).map_err(internal)?;
-    let previous_secret = match (
-        opt_s(item, "prev_secret_hash")?,
-        opt_n(item, "prev_secret_until")?,
-    ) {
-        (Some(hash), Some(until)) => Some((SecretHash(hash.to_owned()), until)),
-        _ => None,
-    };
-    Ok(KeyRecord {
-        id,
-        name: get_s(item, "name")?.to_owned(),
-        scopes,
-        status: KeyStatus::from_stored(get_s(item, "status")?),
-        created_at: get_n(item, "created_at")?,
-        expires_at: opt_n(item, "expires_at")?,
-        secret_hash: SecretHash(get_s(item, "secret_hash")?.to_owned()),
-        previous_secret,
-        sessions_revoked_before: opt_n(item, "sessions_revoked_before")?.unwrap_or(0),
-        version: opt_n(item, "version")?.unwrap_or(0),
-    })
+    let mut fields = item.clone();
+    fields.insert("id".into(), s(id));
+    serde_dynamo::from_item(fields)
+        .map_err(|e| StoreError::Internal(format!("corrupt key item: {e}")))
 }
 
 fn encode_session(r: &SessionRecord) -> Result<Item, StoreError> {
@@ -694,6 +659,64 @@ mod tests {
         assert_eq!(item["sk"], s("SESSION#worker-1"));
         assert!(!item.contains_key("prev_aud"));
         assert_eq!(decode_session(&item).unwrap(), record);
+    }
+
+    fn key() -> KeyRecord {
+        let key = crate::domain::api_key::ApiKey::generate().unwrap();
+        let scopes = crate::domain::scope::Scopes::parse("read write").unwrap();
+        let mut record = KeyRecord::new(&key, "ci", scopes, 1_700_000_000, Some(1_800_000_000));
+        record.rotate(
+            &crate::domain::api_key::ApiKey::generate().unwrap(),
+            1_700_000_100,
+            60,
+        );
+        record.sessions_revoked_before = 1_700_000_050_123;
+        record.version = 4;
+        record
+    }
+
+    #[test]
+    fn a_key_item_is_its_record_at_the_next_version_under_its_keys() {
+        let record = key();
+        let item = encode_key(&record).unwrap();
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "created_at",
+                "expires_at",
+                "name",
+                "pk",
+                "prev_secret_hash",
+                "prev_secret_until",
+                "scopes",
+                "secret_hash",
+                "sessions_revoked_before",
+                "sk",
+                "status",
+                "version"
+            ],
+            "the attributes key items have always had, and no id beside the pk"
+        );
+        assert_eq!(item["scopes"], s("read write"));
+        assert_eq!(item["version"], n(5));
+        assert_eq!(decode_key(&item).unwrap(), record.as_written().unwrap());
+    }
+
+    #[test]
+    fn a_key_item_written_before_versions_and_revoke_all_reads_them_as_zero() {
+        let mut record = key();
+        record.previous_secret = None;
+        record.expires_at = None;
+        let mut item = encode_key(&record).unwrap();
+        item.remove("version");
+        item.remove("sessions_revoked_before");
+        let read = decode_key(&item).unwrap();
+        assert_eq!((read.version, read.sessions_revoked_before), (0, 0));
+        assert_eq!((read.previous_secret, read.expires_at), (None, None));
+        item.insert("scopes".into(), n(3));
+        assert!(matches!(decode_key(&item), Err(StoreError::Internal(_))));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::fmt;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
@@ -37,8 +38,17 @@ pub enum ApiKeyError {
 }
 
 /// A key id: 16 lowercase hex characters, public.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
 pub struct KeyId(String);
+
+/// A stored key id is validated as one given by a caller would be.
+impl<'de> Deserialize<'de> for KeyId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| de::Error::custom("not a key id"))
+    }
+}
 
 impl KeyId {
     /// Validates a key id given on its own (admin commands, token `sub`).
@@ -73,7 +83,8 @@ impl fmt::Debug for ApiKey {
 }
 
 /// The SHA-256 of a key secret, as stored (lowercase hex).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct SecretHash(pub String);
 
 impl ApiKey {
@@ -171,7 +182,7 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Whether a key can be used.
+/// Whether a key can be used. Stored by its spelling ([`KeyStatus::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
     /// Usable.
@@ -199,8 +210,24 @@ impl KeyStatus {
     }
 }
 
+impl Serialize for KeyStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self::from_stored(&String::deserialize(deserializer)?))
+    }
+}
+
 /// What the table holds of an API key. Never the key itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its serde form is what both stores keep, the same in each: a DynamoDB
+/// item's attributes (beside its keys) and an embedded store row's `record`.
+/// The names are those items have always had, so older rows still read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     /// Public id.
     pub id: KeyId,
@@ -213,17 +240,22 @@ pub struct KeyRecord {
     /// Unix seconds.
     pub created_at: u64,
     /// Unix seconds after which the key no longer works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
     /// Hash of the current secret.
     pub secret_hash: SecretHash,
-    /// Hash of the secret replaced by the last rotation, and until when it still works.
+    /// Hash of the secret replaced by the last rotation, and until when it
+    /// still works (stored as `prev_secret_hash` and `prev_secret_until`).
+    #[serde(flatten, with = "previous_secret")]
     pub previous_secret: Option<(SecretHash, u64)>,
     /// Unix milliseconds: every session minted at or before it is revoked
     /// (revoke-all is this one write, whatever the number of sessions); 0 = never.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub sessions_revoked_before: u64,
     /// The stored version this record was read at (0: never stored, or
     /// stored before versions existed). Every write of a key is conditional
     /// on it, so a concurrent change is never overwritten.
+    #[serde(default)]
     pub version: u64,
 }
 
@@ -248,6 +280,15 @@ impl KeyRecord {
             sessions_revoked_before: 0,
             version: 0,
         }
+    }
+
+    /// The record as a write stores it: at the next version. `None` past
+    /// the last version, which no key reaches.
+    pub fn as_written(&self) -> Option<Self> {
+        Some(Self {
+            version: self.version.checked_add(1)?,
+            ..self.clone()
+        })
     }
 
     /// Whether a session token minted at `minted_ms` was revoked by a
@@ -282,6 +323,43 @@ impl KeyRecord {
     pub fn rotate(&mut self, key: &ApiKey, now: u64, grace: u64) {
         let old = std::mem::replace(&mut self.secret_hash, key.hash());
         self.previous_secret = (grace > 0).then(|| (old, now.saturating_add(grace)));
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// [`KeyRecord::previous_secret`] as two flat fields, both present or both absent.
+mod previous_secret {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::SecretHash;
+
+    #[derive(Serialize, Deserialize)]
+    struct Flat {
+        prev_secret_hash: SecretHash,
+        prev_secret_until: u64,
+    }
+
+    pub fn serialize<S: Serializer>(
+        previous: &Option<(SecretHash, u64)>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        previous
+            .as_ref()
+            .map(|(hash, until)| Flat {
+                prev_secret_hash: hash.clone(),
+                prev_secret_until: *until,
+            })
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<(SecretHash, u64)>, D::Error> {
+        let flat = Option::<Flat>::deserialize(deserializer)?;
+        Ok(flat.map(|f| (f.prev_secret_hash, f.prev_secret_until)))
     }
 }
 

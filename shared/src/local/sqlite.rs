@@ -14,8 +14,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, TryLockError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use crate::domain::api_key::{KeyId, KeyRecord, KeyStatus, SecretHash};
-use crate::domain::scope::Scopes;
+use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::session_id::SessionId;
 use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 
@@ -53,16 +52,32 @@ const MIGRATIONS: &[&str] = &[
         exp = coalesce(json_extract(record, '$.current.claims.exp'), 0),
         minted_ms = coalesce(json_extract(record, '$.current.minted_ms'), 0);
     CREATE INDEX sessions_by_ttl ON sessions (ttl);",
+    // A key is its serde record (the form a DynamoDB item has) plus the
+    // columns queries name: adding a field to a key needs no migration.
+    // json_patch drops the members that are NULL, as the record leaves out
+    // what it does not hold.
+    "ALTER TABLE keys ADD COLUMN record TEXT NOT NULL DEFAULT '{}';
+    UPDATE keys SET record = json_patch('{}', json_object(
+        'id', id, 'name', name, 'scopes', scopes, 'status', status,
+        'created_at', created_at, 'expires_at', expires_at,
+        'secret_hash', secret_hash, 'prev_secret_hash', prev_secret_hash,
+        'prev_secret_until', prev_secret_until,
+        'sessions_revoked_before', nullif(sessions_revoked_before, 0),
+        'version', version));
+    ALTER TABLE keys DROP COLUMN name;
+    ALTER TABLE keys DROP COLUMN scopes;
+    ALTER TABLE keys DROP COLUMN status;
+    ALTER TABLE keys DROP COLUMN expires_at;
+    ALTER TABLE keys DROP COLUMN secret_hash;
+    ALTER TABLE keys DROP COLUMN prev_secret_hash;
+    ALTER TABLE keys DROP COLUMN prev_secret_until;
+    ALTER TABLE keys DROP COLUMN sessions_revoked_before;",
 ];
 
 /// The most each connection caches, in KiB (SQLite's negative form): enough
 /// for the pages a few hundred thousand sessions touch. Only what is used is
 /// allocated.
 const CACHE_KIB: i64 = 64 << 10;
-
-/// The `keys` columns every key read selects, in [`raw_key`]'s order.
-const KEY_COLUMNS: &str = "id, name, scopes, status, created_at, expires_at, secret_hash, prev_secret_hash, prev_secret_until, sessions_revoked_before, version";
-const KEY_COLUMN_COUNT: usize = 11;
 
 /// [`Store`] on a SQLite file.
 ///
@@ -172,10 +187,7 @@ impl SqliteStore {
             wal: PathBuf::from(wal),
             options,
             next_sweep: AtomicU64::new(0),
-            checkpointer: Some(spawn_checkpointer(
-                connect(path)?,
-                checkpointing.clone(),
-            )?),
+            checkpointer: Some(spawn_checkpointer(connect(path)?, checkpointing.clone())?),
             checkpointing,
         })
     }
@@ -490,21 +502,15 @@ impl Store for SqliteStore {
     }
 
     async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        let sql = format!(
-            "INSERT OR IGNORE INTO keys ({KEY_COLUMNS})
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 + 1)"
-        );
-        let inserted = durably(&*self.writer().await, |conn| {
-            execute_key(conn, &sql, record)
-        })?;
+        let sql = "INSERT OR IGNORE INTO keys (id, created_at, version, record)
+                   VALUES (?1, ?2, ?3, ?4)";
+        let inserted = durably(&*self.writer().await, |conn| execute_key(conn, sql, record))?;
         Ok(inserted == 1)
     }
 
     async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        let sql = "UPDATE keys SET name = ?2, scopes = ?3, status = ?4, created_at = ?5,
-                   expires_at = ?6, secret_hash = ?7, prev_secret_hash = ?8,
-                   prev_secret_until = ?9, sessions_revoked_before = ?10, version = ?11 + 1
-                   WHERE id = ?1 AND version = ?11";
+        let sql = "UPDATE keys SET created_at = ?2, version = ?3, record = ?4
+                   WHERE id = ?1 AND version = ?3 - 1";
         let updated = durably(&*self.writer().await, |conn| execute_key(conn, sql, record))?;
         Ok(updated == 1)
     }
@@ -512,16 +518,14 @@ impl Store for SqliteStore {
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let conn = self.reader()?;
         let mut statement = conn
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at, id"
-            ))
+            .prepare_cached("SELECT record FROM keys ORDER BY created_at, id")
             .map_err(unavailable)?;
         let rows = statement
-            .query_map([], raw_key)
+            .query_map([], |row| row.get::<_, String>(0))
             .map_err(unavailable)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
-        rows.into_iter().flatten().map(RawKey::decode).collect()
+        rows.iter().map(|r| decode_key(r)).collect()
     }
 }
 
@@ -612,14 +616,14 @@ fn put_one(conn: &Connection, put: &QueuedPut) -> rusqlite::Result<bool> {
 
 fn read_key(conn: &Connection, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
     let mut statement = conn
-        .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1"))
+        .prepare_cached("SELECT record FROM keys WHERE id = ?1")
         .map_err(unavailable)?;
     statement
-        .query_row(params![key.as_str()], raw_key)
+        .query_row(params![key.as_str()], |row| row.get::<_, String>(0))
         .optional()
         .map_err(unavailable)?
-        .flatten()
-        .map(RawKey::decode)
+        .as_deref()
+        .map(decode_key)
         .transpose()
 }
 
@@ -627,20 +631,12 @@ fn read_key(conn: &Connection, key: &KeyId) -> Result<Option<KeyRecord>, StoreEr
 /// the second only) the caller's key. A verify, the hottest read, skips the
 /// caller's join altogether.
 static READ_STATE: LazyLock<[String; 2]> = LazyLock::new(|| {
-    let columns = |table: &str| {
-        KEY_COLUMNS
-            .split(", ")
-            .map(|column| format!("{table}.{column}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let (key, caller) = (columns("k"), columns("c"));
     let joins = "FROM (SELECT 1)
          LEFT JOIN keys AS k ON k.id = ?1
          LEFT JOIN sessions AS s ON s.key_id = ?1 AND s.session_id = ?2";
     [
-        format!("SELECT {key}, s.record {joins}"),
-        format!("SELECT {key}, s.record, {caller} {joins} LEFT JOIN keys AS c ON c.id = ?3"),
+        format!("SELECT k.record, s.record {joins}"),
+        format!("SELECT k.record, s.record, c.record {joins} LEFT JOIN keys AS c ON c.id = ?3"),
     ]
 });
 
@@ -656,10 +652,10 @@ fn read_state(
     let [alone, with_caller] = &*READ_STATE;
     let columns = |row: &Row<'_>| {
         Ok((
-            raw_key_at(row, 0)?,
-            row.get::<_, Option<String>>(KEY_COLUMN_COUNT)?,
+            row.get::<_, Option<String>>(0)?,
+            row.get::<_, Option<String>>(1)?,
             match caller {
-                Some(_) => raw_key_at(row, KEY_COLUMN_COUNT + 1)?,
+                Some(_) => row.get::<_, Option<String>>(2)?,
                 None => None,
             },
         ))
@@ -677,9 +673,9 @@ fn read_state(
     }
     .map_err(unavailable)?;
     Ok((
-        caller.map(RawKey::decode).transpose()?,
+        caller.as_deref().map(decode_key).transpose()?,
         (
-            key.map(RawKey::decode).transpose()?,
+            key.as_deref().map(decode_key).transpose()?,
             session.as_deref().map(decode_session).transpose()?,
         ),
     ))
@@ -690,88 +686,27 @@ fn decode_session(record: &str) -> Result<SessionRecord, StoreError> {
         .map_err(|e| StoreError::Internal(format!("corrupt session row: {e}")))
 }
 
+fn decode_key(record: &str) -> Result<KeyRecord, StoreError> {
+    serde_json::from_str(record).map_err(|e| StoreError::Internal(format!("corrupt key row: {e}")))
+}
+
+/// Runs a key write with `?1` the id, `?2` the creation time (the listing's
+/// order), `?3` the version written and `?4` the record at that version.
 fn execute_key(conn: &Connection, sql: &str, r: &KeyRecord) -> Result<usize, StoreError> {
-    let previous = r.previous_secret.as_ref();
+    let stored = r
+        .as_written()
+        .ok_or_else(|| StoreError::Internal("key version overflow".into()))?;
+    let record = serde_json::to_string(&stored).map_err(|e| StoreError::Internal(e.to_string()))?;
     conn.execute(
         sql,
         params![
             r.id.as_str(),
-            r.name,
-            r.scopes.to_string(),
-            r.status.as_str(),
             to_i64(r.created_at)?,
-            r.expires_at.map(to_i64).transpose()?,
-            r.secret_hash.0,
-            previous.map(|(hash, _)| hash.0.as_str()),
-            previous.map(|(_, until)| to_i64(*until)).transpose()?,
-            to_i64(r.sessions_revoked_before)?,
-            to_i64(r.version)?,
+            to_i64(stored.version)?,
+            record
         ],
     )
     .map_err(unavailable)
-}
-
-/// A `keys` row as SQLite gives it, decoded outside the row callback so
-/// that a bad value is a [`StoreError`], not a rusqlite error.
-struct RawKey {
-    id: String,
-    name: String,
-    scopes: String,
-    status: String,
-    created_at: i64,
-    expires_at: Option<i64>,
-    secret_hash: String,
-    prev_secret_hash: Option<String>,
-    prev_secret_until: Option<i64>,
-    sessions_revoked_before: i64,
-    version: i64,
-}
-
-/// The key in `row`'s first columns; `None` where a join found no key.
-fn raw_key(row: &Row<'_>) -> rusqlite::Result<Option<RawKey>> {
-    raw_key_at(row, 0)
-}
-
-/// The key in [`KEY_COLUMNS`]' order from column `at` on.
-fn raw_key_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<RawKey>> {
-    let Some(id) = row.get(at)? else {
-        return Ok(None);
-    };
-    Ok(Some(RawKey {
-        id,
-        name: row.get(at + 1)?,
-        scopes: row.get(at + 2)?,
-        status: row.get(at + 3)?,
-        created_at: row.get(at + 4)?,
-        expires_at: row.get(at + 5)?,
-        secret_hash: row.get(at + 6)?,
-        prev_secret_hash: row.get(at + 7)?,
-        prev_secret_until: row.get(at + 8)?,
-        sessions_revoked_before: row.get(at + 9)?,
-        version: row.get(at + 10)?,
-    }))
-}
-
-impl RawKey {
-    fn decode(self) -> Result<KeyRecord, StoreError> {
-        let corrupt = |what: &str| StoreError::Internal(format!("corrupt key row: {what}"));
-        let time = |v: i64| u64::try_from(v).map_err(|_| corrupt("negative time"));
-        Ok(KeyRecord {
-            id: KeyId::parse(&self.id).ok_or_else(|| corrupt("id"))?,
-            name: self.name,
-            scopes: Scopes::parse(&self.scopes).map_err(|_| corrupt("scopes"))?,
-            status: KeyStatus::from_stored(&self.status),
-            created_at: time(self.created_at)?,
-            expires_at: self.expires_at.map(time).transpose()?,
-            secret_hash: SecretHash(self.secret_hash),
-            previous_secret: match (self.prev_secret_hash, self.prev_secret_until) {
-                (Some(hash), Some(until)) => Some((SecretHash(hash), time(until)?)),
-                _ => None,
-            },
-            sessions_revoked_before: time(self.sessions_revoked_before)?,
-            version: time(self.version).map_err(|_| corrupt("version"))?,
-        })
-    }
 }
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {
