@@ -1,6 +1,6 @@
 //! The domain: API keys, scopes, sessions, tokens, signing keys, the store
 //! port and one module per use case. It knows no AWS SDK, `lambda_http`,
-//! hyper or rusqlite (a test in `lib.rs` holds it to that); the adapters in
+//! hyper or rusqlite (`shared/tests/layers.rs` holds it to that); the adapters in
 //! [`crate::http`], [`crate::authorizer`], [`crate::aws`] and [`crate::local`]
 //! depend on it, never the other way.
 
