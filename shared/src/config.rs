@@ -26,7 +26,7 @@ pub struct TokenPolicy {
 }
 
 impl TokenPolicy {
-    /// The defaults of DESIGN.md for a given issuer.
+    /// The default token rules (2 h tokens, 5 min refresh window, 30 s leeway, 1000 sessions a key) for a given issuer.
     pub fn with_issuer(issuer: impl Into<String>) -> Self {
         Self {
             ttl_seconds: 7200,
