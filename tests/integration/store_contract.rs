@@ -575,11 +575,19 @@ async fn sqlite_migrates_a_database_made_before_schema_versions() {
             rusqlite::params![k.id.as_str(), k.secret_hash.0],
         )
         .unwrap();
-        let mut record = serde_json::to_value(&s).unwrap();
-        record["current"]
-            .as_object_mut()
-            .unwrap()
-            .remove("minted_ms");
+        // Nested, and without a mint time: the session record's first form.
+        let c = &s.current.claims;
+        let record = serde_json::json!({
+            "current": {
+                "claims": {
+                    "iss": c.iss, "aud": c.aud, "sub": c.sub, "sid": c.sid, "jti": c.jti,
+                    "iat": c.iat, "nbf": null, "exp": c.exp, "scope": c.scope,
+                },
+                "kid": s.current.kid,
+            },
+            "previous": null,
+            "ttl": s.ttl,
+        });
         old.execute(
             "INSERT INTO sessions VALUES (?1, 's', 'j1', NULL, ?2, ?3)",
             rusqlite::params![k.id.as_str(), s.ttl as i64, record.to_string()],
@@ -594,6 +602,9 @@ async fn sqlite_migrates_a_database_made_before_schema_versions() {
         stored.current.minted_ms, 0,
         "an old session has no mint time"
     );
+    let mut expected = s.clone();
+    expected.current.minted_ms = 0;
+    assert_eq!(stored, expected, "an old session reads as it was written");
     assert_eq!(
         store.unexpired_sessions(&k.id, base()).await.unwrap(),
         vec![SessionTimes {

@@ -24,10 +24,7 @@ use aws_sdk_dynamodb::types::{
 
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::session_id::SessionId;
-use crate::domain::store::{
-    KeyAndSession, SessionRecord, SessionTimes, Store, StoreError, StoredToken,
-};
-use crate::domain::token::Claims;
+use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -520,31 +517,17 @@ fn decode_key(item: &Item) -> Result<KeyRecord, StoreError> {
         .map_err(|e| StoreError::Internal(format!("corrupt key item: {e}")))
 }
 
+/// A session item: the record's serde form (see [`SessionRecord`]) under
+/// its keys; its key id and session id are the `pk` and `sk`.
 fn encode_session(r: &SessionRecord) -> Result<Item, StoreError> {
     let key = KeyId::parse(r.key_id())
         .ok_or_else(|| StoreError::Internal("session with a bad key id".into()))?;
     let sid = SessionId::parse(r.session_id()).map_err(internal)?;
-    let mut item = primary(key_pk(&key), session_sk(&sid));
-    put_token(&mut item, "", &r.current);
-    if let Some(prev) = &r.previous {
-        put_token(&mut item, "prev_", prev);
-    }
-    item.insert("ttl".into(), n(r.ttl));
+    let mut item: Item = serde_dynamo::to_item(r).map_err(internal)?;
+    item.remove("sub");
+    item.remove("sid");
+    item.extend(primary(key_pk(&key), session_sk(&sid)));
     Ok(item)
-}
-
-fn put_token(item: &mut Item, prefix: &str, t: &StoredToken) {
-    let c = &t.claims;
-    item.insert(format!("{prefix}jti"), s(&c.jti));
-    item.insert(format!("{prefix}iat"), n(c.iat));
-    item.insert(format!("{prefix}exp"), n(c.exp));
-    item.insert(format!("{prefix}kid"), s(&t.kid));
-    item.insert(format!("{prefix}minted_ms"), n(t.minted_ms));
-    item.insert(format!("{prefix}scope"), s(&c.scope));
-    item.insert(format!("{prefix}iss"), s(&c.iss));
-    if let Some(aud) = &c.aud {
-        item.insert(format!("{prefix}aud"), s(aud));
-    }
 }
 
 fn decode_session(item: &Item) -> Result<SessionRecord, StoreError> {
@@ -554,35 +537,11 @@ fn decode_session(item: &Item) -> Result<SessionRecord, StoreError> {
     let sid = get_s(item, "sk")?
         .strip_prefix(SESSION_PREFIX)
         .ok_or_else(|| StoreError::Internal("session item with a bad sk".into()))?;
-    let previous = if item.contains_key("prev_jti") {
-        Some(get_token(item, "prev_", sub, sid)?)
-    } else {
-        None
-    };
-    Ok(SessionRecord {
-        current: get_token(item, "", sub, sid)?,
-        previous,
-        ttl: get_n(item, "ttl")?,
-    })
-}
-
-fn get_token(item: &Item, prefix: &str, sub: &str, sid: &str) -> Result<StoredToken, StoreError> {
-    let field = |name: &str| format!("{prefix}{name}");
-    Ok(StoredToken {
-        claims: Claims {
-            iss: get_s(item, &field("iss"))?.to_owned(),
-            aud: opt_s(item, &field("aud"))?.map(str::to_owned),
-            sub: sub.to_owned(),
-            sid: sid.to_owned(),
-            jti: get_s(item, &field("jti"))?.to_owned(),
-            iat: get_n(item, &field("iat"))?,
-            nbf: None,
-            exp: get_n(item, &field("exp"))?,
-            scope: get_s(item, &field("scope"))?.to_owned(),
-        },
-        kid: get_s(item, &field("kid"))?.to_owned(),
-        minted_ms: opt_n(item, &field("minted_ms"))?.unwrap_or(0),
-    })
+    let mut fields = item.clone();
+    fields.insert("sub".into(), s(sub));
+    fields.insert("sid".into(), s(sid));
+    serde_dynamo::from_item(fields)
+        .map_err(|e| StoreError::Internal(format!("corrupt session item: {e}")))
 }
 
 fn opt_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>, StoreError> {
@@ -619,6 +578,8 @@ fn get_n(item: &Item, name: &str) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::store::StoredToken;
+    use crate::domain::token::Claims;
 
     fn session() -> SessionRecord {
         let claims = Claims {

@@ -42,7 +42,14 @@ impl StoredToken {
 
 /// A session: its current token and the one it replaced, which keeps
 /// verifying until its own expiry so that early refreshes break nothing.
+///
+/// Its serde form is what both stores keep, the same in each: flat fields
+/// (`sub`, `sid`, `jti`, `iat`, `exp`, `kid`, `minted_ms`, `scope`, `iss`,
+/// `aud`, the predecessor's as `prev_*`, and `ttl`), a DynamoDB item's
+/// attributes beside its keys and an embedded store row's `record`. The
+/// names are those items have always had, so older rows still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "flat::Session", from = "flat::Session")]
 pub struct SessionRecord {
     /// The token login hands out now.
     pub current: StoredToken,
@@ -75,6 +82,120 @@ impl SessionRecord {
         std::iter::once(&self.current)
             .chain(self.previous.as_ref())
             .find(|t| t.is(claims))
+    }
+}
+
+/// The flat serde form of a [`SessionRecord`].
+mod flat {
+    use serde::{Deserialize, Serialize};
+
+    use super::{SessionRecord, StoredToken};
+    use crate::domain::token::Claims;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Session {
+        sub: String,
+        sid: String,
+        jti: String,
+        iat: u64,
+        exp: u64,
+        kid: String,
+        #[serde(default)]
+        minted_ms: u64,
+        scope: String,
+        iss: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        aud: Option<String>,
+        #[serde(flatten)]
+        previous: Option<Previous>,
+        ttl: u64,
+    }
+
+    /// The predecessor's fields; its `sub` and `sid` are the session's.
+    #[derive(Serialize, Deserialize)]
+    struct Previous {
+        prev_jti: String,
+        prev_iat: u64,
+        prev_exp: u64,
+        prev_kid: String,
+        #[serde(default)]
+        prev_minted_ms: u64,
+        prev_scope: String,
+        prev_iss: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_aud: Option<String>,
+    }
+
+    impl From<SessionRecord> for Session {
+        fn from(r: SessionRecord) -> Self {
+            let StoredToken {
+                claims: c,
+                kid,
+                minted_ms,
+            } = r.current;
+            Self {
+                previous: r.previous.map(|p| Previous {
+                    prev_jti: p.claims.jti,
+                    prev_iat: p.claims.iat,
+                    prev_exp: p.claims.exp,
+                    prev_kid: p.kid,
+                    prev_minted_ms: p.minted_ms,
+                    prev_scope: p.claims.scope,
+                    prev_iss: p.claims.iss,
+                    prev_aud: p.claims.aud,
+                }),
+                sub: c.sub,
+                sid: c.sid,
+                jti: c.jti,
+                iat: c.iat,
+                exp: c.exp,
+                kid,
+                minted_ms,
+                scope: c.scope,
+                iss: c.iss,
+                aud: c.aud,
+                ttl: r.ttl,
+            }
+        }
+    }
+
+    impl From<Session> for SessionRecord {
+        fn from(f: Session) -> Self {
+            let previous = f.previous.map(|p| StoredToken {
+                claims: Claims {
+                    iss: p.prev_iss,
+                    aud: p.prev_aud,
+                    sub: f.sub.clone(),
+                    sid: f.sid.clone(),
+                    jti: p.prev_jti,
+                    iat: p.prev_iat,
+                    nbf: None,
+                    exp: p.prev_exp,
+                    scope: p.prev_scope,
+                },
+                kid: p.prev_kid,
+                minted_ms: p.prev_minted_ms,
+            });
+            Self {
+                current: StoredToken {
+                    claims: Claims {
+                        iss: f.iss,
+                        aud: f.aud,
+                        sub: f.sub,
+                        sid: f.sid,
+                        jti: f.jti,
+                        iat: f.iat,
+                        nbf: None,
+                        exp: f.exp,
+                        scope: f.scope,
+                    },
+                    kid: f.kid,
+                    minted_ms: f.minted_ms,
+                },
+                previous,
+                ttl: f.ttl,
+            }
+        }
     }
 }
 

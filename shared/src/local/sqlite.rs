@@ -72,6 +72,29 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE keys DROP COLUMN prev_secret_hash;
     ALTER TABLE keys DROP COLUMN prev_secret_until;
     ALTER TABLE keys DROP COLUMN sessions_revoked_before;",
+    // A session record in the flat form DynamoDB items have (`prev_*` for
+    // the predecessor), no longer nested.
+    "UPDATE sessions SET record = json_patch('{}', json_object(
+        'sub', json_extract(record, '$.current.claims.sub'),
+        'sid', json_extract(record, '$.current.claims.sid'),
+        'jti', json_extract(record, '$.current.claims.jti'),
+        'iat', json_extract(record, '$.current.claims.iat'),
+        'exp', json_extract(record, '$.current.claims.exp'),
+        'kid', json_extract(record, '$.current.kid'),
+        'minted_ms', json_extract(record, '$.current.minted_ms'),
+        'scope', json_extract(record, '$.current.claims.scope'),
+        'iss', json_extract(record, '$.current.claims.iss'),
+        'aud', json_extract(record, '$.current.claims.aud'),
+        'prev_jti', json_extract(record, '$.previous.claims.jti'),
+        'prev_iat', json_extract(record, '$.previous.claims.iat'),
+        'prev_exp', json_extract(record, '$.previous.claims.exp'),
+        'prev_kid', json_extract(record, '$.previous.kid'),
+        'prev_minted_ms', json_extract(record, '$.previous.minted_ms'),
+        'prev_scope', json_extract(record, '$.previous.claims.scope'),
+        'prev_iss', json_extract(record, '$.previous.claims.iss'),
+        'prev_aud', json_extract(record, '$.previous.claims.aud'),
+        'ttl', json_extract(record, '$.ttl')))
+    WHERE json_extract(record, '$.current') IS NOT NULL;",
 ];
 
 /// The most each connection caches, in KiB (SQLite's negative form): enough
