@@ -15,6 +15,7 @@ mod cli;
 mod errors;
 mod events;
 mod hostile;
+mod iam;
 mod login;
 mod logs;
 mod oauth;
