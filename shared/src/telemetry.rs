@@ -141,7 +141,7 @@ impl RequestLine<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
     use serde_json::Value;
@@ -149,8 +149,9 @@ mod tests {
 
     use super::{filter, has_subscriber, report_panic, subscriber};
 
+    /// A log writer that keeps what it was given, for this crate's tests.
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

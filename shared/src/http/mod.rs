@@ -229,7 +229,7 @@ fn one_token(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use async_trait::async_trait;
@@ -243,6 +243,7 @@ mod tests {
     use crate::domain::keyring::{KeySet, SigningKey, StaticKeySource};
     use crate::domain::session_id::SessionId;
     use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
+    use crate::telemetry::tests::Captured;
 
     /// A store with a bug: reading a key panics, with the key id in the message.
     struct PanickingStore;
@@ -331,20 +332,6 @@ mod tests {
             panic!("not text: {:?}", response.body())
         };
         (response.status(), serde_json::from_str(text).unwrap())
-    }
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 
     #[tokio::test]
