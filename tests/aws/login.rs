@@ -27,7 +27,8 @@ async fn keyed(scopes: &str) -> (AwsTestApp, String) {
     (t, key)
 }
 
-/// Asserts a 200 login response as DESIGN.md shows it and returns its token.
+/// Asserts a 200 login response as README.md's `POST /auth/login` shows it
+/// and returns its token.
 fn issued(r: &TestResponse, expires_in: u64, scope: &str, session_id: &str) -> String {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["token_type"], "Bearer", "{:?}", r.body);

@@ -1,7 +1,8 @@
-//! `POST /auth/login`: the token response, and rules 1-7 of DESIGN.md as a
+//! `POST /auth/login`: the token response, and the rules of a login as a
 //! client sees them: lifetime, reuse, the refresh window, scopes, a new token
-//! after a revoke or expiry, one token under concurrency, nothing usable in
-//! the table; then every API key and request that is refused.
+//! after a revoke or expiry; then every API key and request that is refused.
+//! One token under concurrency and nothing usable in the table are checked
+//! on DynamoDB, in the AWS layer.
 
 use std::collections::HashSet;
 
@@ -15,7 +16,7 @@ use serde_json::{Value, json};
 use crate::errors::assert_error;
 use crate::verify::{assert_invalid_token, claims_of, key_id};
 
-/// The defaults of DESIGN.md: token lifetime, refresh window, clock leeway.
+/// The default token lifetime, refresh window and clock leeway.
 const TTL: u64 = 7200;
 const WINDOW: u64 = 300;
 const LEEWAY: u64 = 30;
@@ -27,7 +28,8 @@ async fn keyed(scopes: &str) -> (TestApp, String) {
     (t, key)
 }
 
-/// Asserts a 200 login response as DESIGN.md shows it and returns its token.
+/// Asserts a 200 login response as README.md's `POST /auth/login` shows it
+/// and returns its token.
 fn issued(r: &TestResponse, expires_in: u64, scope: &str, session_id: &str) -> String {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["token_type"], "Bearer", "{:?}", r.body);
