@@ -1,6 +1,5 @@
-//! Cargo builds a package's binaries only for that package's integration
-//! tests. This one makes `cargo test --workspace` build `target/debug/authctl`
-//! fresh, which the CLI tests in `auth-tests` run; those hold the real checks.
+//! The quickest proof that the binary runs at all; the CLI tests in `cli`,
+//! `cli_aws` and `cli_release` hold the real checks.
 
 use std::process::Command;
 

@@ -5,79 +5,14 @@
 //! policy for exactly the called method, or (with a policy cache) one for
 //! every literal route of the stage.
 
-use std::path::Path;
-use std::sync::Arc;
-
-use auth_shared::authorizer::{Authorizer, AuthorizerConfig, AuthorizerError, RouteScopes};
-use auth_shared::aws::dynamodb::DynamoDbStore;
+use auth_shared::authorizer::{AuthorizerConfig, AuthorizerError, RouteScopes};
 use auth_shared::config::ConfigError;
-use auth_tests::{CapturedLogs, TestApp, dead_endpoint};
+use auth_tests::authorizer::{
+    POLICY_SHAPES, ROUTES, STAGE, authorize, authorize_cached, effect_on_own_arn, fixture,
+    token_with,
+};
+use auth_tests::{CapturedLogs, TestApp};
 use serde_json::{Value, json};
-
-const ROUTES: &str = "GET /v1/whoami=read;\
-                      POST /v1/documents=write documents:write;\
-                      GET /v1/documents/{id}=read documents:read;\
-                      GET /v1/documents/{id}/versions=read documents:read;\
-                      GET /v1/public=";
-
-/// The fixture prefixes of the three shapes answered with an IAM policy.
-const POLICY_SHAPES: [&str; 3] = ["http-api-v1", "rest-token", "rest-request"];
-
-const STAGE: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/prod/";
-
-/// An event fixture with `token` in place of the placeholder.
-fn fixture(name: &str, token: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../events/authorizer")
-        .join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text.replace("__TOKEN__", token)).unwrap()
-}
-
-async fn authorize(t: &TestApp, event: Value) -> Result<Value, AuthorizerError> {
-    authorize_on(t, ROUTES, event).await
-}
-
-async fn authorize_on(t: &TestApp, routes: &str, event: Value) -> Result<Value, AuthorizerError> {
-    run(
-        Authorizer::new(t.app.clone(), RouteScopes::parse(routes).unwrap()),
-        event,
-    )
-    .await
-}
-
-/// Through an authorizer whose IAM policies API Gateway caches (stage policies).
-async fn authorize_cached(
-    t: &TestApp,
-    routes: &str,
-    event: Value,
-) -> Result<Value, AuthorizerError> {
-    let config = AuthorizerConfig::new(RouteScopes::parse(routes).unwrap(), 300).unwrap();
-    run(Authorizer::with_config(t.app.clone(), config), event).await
-}
-
-async fn run(authorizer: Authorizer, event: Value) -> Result<Value, AuthorizerError> {
-    authorizer
-        .handle(event, "test-request")
-        .await
-        .map(|r| serde_json::to_value(r).unwrap())
-}
-
-/// The effect of a request policy, which must name the event's methodArn
-/// and nothing else.
-fn effect_on_own_arn(response: &Value, event: &Value) -> String {
-    let statements = response["policyDocument"]["Statement"].as_array().unwrap();
-    assert_eq!(statements.len(), 1, "{response}");
-    let statement = &statements[0];
-    assert_eq!(statement["Action"], "execute-api:Invoke");
-    assert_eq!(
-        statement["Resource"],
-        json!([event["methodArn"]]),
-        "{response}"
-    );
-    statement["Effect"].as_str().unwrap().to_owned()
-}
 
 /// What a caller without a valid token gets: REST, the error Unauthorized
 /// (401); payload 1.0, like payload 2.0, a Deny (403) for nobody.
@@ -90,13 +25,6 @@ fn assert_no_valid_token(shape: &str, event: &Value, r: Result<Value, Authorizer
     } else {
         assert_eq!(r, Err(AuthorizerError::Unauthorized), "{shape}");
     }
-}
-
-/// A key with `scopes`, its id and a token for its default session.
-async fn token_with(t: &TestApp, scopes: &str) -> (String, String) {
-    let key = t.create_key(scopes).await;
-    let id = key["bauth_".len().."bauth_".len() + 16].to_owned();
-    (id, t.token(&key, "default").await)
 }
 
 /// IAM's resource wildcards: `*` any run of characters, `?` any one.
@@ -464,43 +392,6 @@ fn a_policy_cache_refuses_a_route_map_with_a_path_parameter_at_init() {
 }
 
 #[tokio::test]
-async fn an_unreachable_table_never_allows_and_rest_fails_with_a_500_not_a_policy() {
-    let mut t = TestApp::spawn().await;
-    let (_, token) = token_with(&t, "read").await;
-    let dead = dead_endpoint().await;
-    t.app.store = Arc::new(DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(&dead),
-        &t.table,
-    ));
-
-    let r = authorize(&t, fixture("http-api-valid.json", &token))
-        .await
-        .unwrap();
-    assert_eq!(
-        r,
-        json!({"isAuthorized": false}),
-        "HTTP API: fail closed, the client sees 403"
-    );
-    let event = fixture("http-api-v1-valid.json", &token);
-    let r = authorize(&t, event.clone()).await.unwrap();
-    assert_eq!(
-        effect_on_own_arn(&r, &event),
-        "Deny",
-        "payload 1.0: a Deny, 403"
-    );
-
-    for name in ["rest-token-valid.json", "rest-request-valid.json"] {
-        let r = authorize(&t, fixture(name, &token)).await;
-        assert_eq!(r, Err(AuthorizerError::Unavailable), "{name}");
-    }
-    assert_ne!(
-        AuthorizerError::Unavailable.to_string(),
-        "Unauthorized",
-        "any other message is a 500, and no policy at all"
-    );
-}
-
-#[tokio::test]
 async fn an_event_of_no_known_shape_is_an_error_not_a_decision() {
     let t = TestApp::spawn().await;
     let (_, token) = token_with(&t, "read").await;
@@ -524,38 +415,6 @@ async fn an_event_of_no_known_shape_is_an_error_not_a_decision() {
             authorize(&t, event.clone()).await,
             Err(AuthorizerError::Internal),
             "{event}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn each_authorizer_call_costs_one_dynamodb_read_and_a_rejected_one_none() {
-    let t = TestApp::spawn().await;
-    let (_, token) = token_with(&t, "read").await;
-    let mut cases = vec![
-        ("http-api-valid.json".to_owned(), token.as_str(), 1),
-        ("http-api-missing-scope.json".to_owned(), token.as_str(), 1),
-        ("http-api-no-header.json".to_owned(), "", 0),
-        ("http-api-unlisted-route.json".to_owned(), token.as_str(), 0),
-    ];
-    for shape in POLICY_SHAPES {
-        cases.push((format!("{shape}-valid.json"), token.as_str(), 1));
-        cases.push((format!("{shape}-missing-scope.json"), token.as_str(), 1));
-        cases.push((format!("{shape}-no-header.json"), "", 0));
-        cases.push((format!("{shape}-valid.json"), "not.a.token", 0));
-    }
-    for (name, token, dynamodb) in cases {
-        let before = t.calls.count();
-        let answered = authorize(&t, fixture(&name, token)).await;
-        let after = t.calls.count();
-        assert_ne!(answered, Err(AuthorizerError::Internal), "{name}");
-        assert_eq!(
-            (
-                after.dynamodb - before.dynamodb,
-                after.secrets_manager - before.secrets_manager
-            ),
-            (dynamodb, 0),
-            "{name}"
         );
     }
 }

@@ -1,14 +1,12 @@
 //! The log of a full login / verify / revoke run: one JSON line per request
-//! with the fields DESIGN.md lists, and never an API key, a token or the
-//! signing key.
+//! with the fields README.md's "Logs" section lists, and never an API key, a
+//! token or the signing key.
 //!
 //! `#[tokio::test]` runs on one thread, so the thread-local subscriber of
 //! `CapturedLogs` sees everything the handlers log.
 
-use std::sync::Arc;
-
 use auth_shared::domain::api_key::ApiKey;
-use auth_tests::{CapturedLogs, TestApp, create_secret, key_ring};
+use auth_tests::{CapturedLogs, TestApp};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
@@ -52,8 +50,7 @@ async fn a_full_run_logs_one_json_line_per_request_and_no_secret() {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    t.secret_arn = create_secret(&t.sdk, &signing_key).await;
-    t.app.keys = Arc::new(key_ring(&t.sdk, &t.secret_arn));
+    t.use_signing_key(&signing_key);
     let stolen = stolen_key(&t).await;
     assert_eq!(stolen.secret, signing_key);
 

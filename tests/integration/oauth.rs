@@ -4,38 +4,13 @@
 use auth_shared::http::Route;
 use auth_tests::{TestApp, TestResponse};
 
-use crate::verify::key_id;
+use auth_tests::expect::{basic, introspect, key_id, post_form};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::Method;
 use serde_json::json;
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
-
-fn basic(api_key: &str) -> String {
-    format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{api_key}", key_id(api_key)))
-    )
-}
-
-async fn post_form(t: &TestApp, path: &str, auth: Option<&str>, form: &str) -> TestResponse {
-    let mut headers = vec![FORM];
-    if let Some(auth) = auth {
-        headers.push(("authorization", auth));
-    }
-    t.request(Method::POST, path, &headers, form).await
-}
-
-pub(crate) async fn introspect(t: &TestApp, caller: &str, token: &str) -> TestResponse {
-    post_form(
-        t,
-        "/oauth2/introspect",
-        Some(&basic(caller)),
-        &format!("token={token}"),
-    )
-    .await
-}
 
 async fn token_basic(t: &TestApp, api_key: &str, form: &str) -> TestResponse {
     post_form(t, "/oauth2/token", Some(&basic(api_key)), form).await

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use auth_shared::aws::dynamodb::DynamoDbStore;
 use auth_shared::config::TokenPolicy;
 use auth_shared::http::Route;
-use auth_tests::{TestApp, TestResponse, dead_endpoint};
+use auth_tests::aws::dead_endpoint;
+use auth_tests::{TestApp, TestResponse};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::Method;
@@ -337,7 +338,9 @@ async fn server_errors(spec: &Spec) -> Answers {
     run(spec, &t, Route::ALL, backend_calls(&key, &token)).await
 }
 
-/// 503 from every operation that reads state: DynamoDB is unreachable.
+/// 503 from every operation that reads state: the store is DynamoDB, and
+/// unreachable (a real client on a port that refuses connections: no
+/// emulator needed to be down).
 async fn outages(spec: &Spec) -> Answers {
     let mut t = TestApp::spawn().await;
     let key = t.create_key("read").await;
@@ -345,7 +348,7 @@ async fn outages(spec: &Spec) -> Answers {
     let dead = dead_endpoint().await;
     t.app.store = Arc::new(DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(&dead),
-        &t.table,
+        "auth",
     ));
     run(spec, &t, Route::ALL, backend_calls(&key, &token)).await
 }

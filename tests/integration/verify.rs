@@ -9,102 +9,17 @@
 use auth_shared::domain::api_key::{KeyId, KeyStatus};
 use auth_shared::domain::token::{MAX_TOKEN_BYTES, TokenError};
 use auth_tests::{TestApp, TestResponse};
-use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::Algorithm;
 use lambda_http::http::Method;
 use serde_json::{Value, json};
 
-/// The key id part of an API key (`bauth_<id>_<secret>_<checksum>`).
-pub(crate) fn key_id(api_key: &str) -> &str {
-    &api_key["bauth_".len().."bauth_".len() + 16]
-}
+pub(crate) use auth_tests::expect::{
+    StolenKey, assert_invalid_token, b64, claims_of, key_id, key_secret,
+};
 
-/// The secret part of an API key.
-pub(crate) fn key_secret(api_key: &str) -> &str {
-    let start = "bauth_".len() + 16 + 1;
-    &api_key[start..start + 64]
-}
-
-/// The signing key in force, as someone who read it out of Secrets Manager holds it.
-pub(crate) struct StolenKey {
-    /// The AWSCURRENT version id: the `kid`.
-    pub(crate) kid: String,
-    /// The HMAC key.
-    pub(crate) secret: String,
-}
-
-/// Reads the AWSCURRENT signing key of `t`'s secret from moto.
+/// The signing key of `t`, as someone who read it out of the key store holds it.
 pub(crate) async fn stolen_key(t: &TestApp) -> StolenKey {
-    let out = aws_sdk_secretsmanager::Client::new(&t.sdk)
-        .get_secret_value()
-        .secret_id(&t.secret_arn)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .unwrap();
-    let value: Value = serde_json::from_str(out.secret_string().unwrap()).unwrap();
-    StolenKey {
-        kid: out.version_id().unwrap().to_owned(),
-        secret: value["key"].as_str().unwrap().to_owned(),
-    }
-}
-
-impl StolenKey {
-    /// The header our tokens carry, with this key's kid.
-    pub(crate) fn header(&self) -> Value {
-        json!({"alg": "HS256", "typ": "JWT", "kid": self.kid})
-    }
-
-    /// `base64url(header).base64url(claims)`, HS256-signed with the real key,
-    /// whatever the header and claims say.
-    pub(crate) fn forge(&self, header: &Value, claims: &Value) -> String {
-        self.forge_with(Algorithm::HS256, header, claims)
-    }
-
-    /// As [`Self::forge`], signed with `alg` (still the real key).
-    pub(crate) fn forge_with(&self, alg: Algorithm, header: &Value, claims: &Value) -> String {
-        let input = format!("{}.{}", b64(header), b64(claims));
-        let key = EncodingKey::from_secret(self.secret.as_bytes());
-        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &key, alg).unwrap();
-        format!("{input}.{signature}")
-    }
-}
-
-/// base64url (no padding) of a JSON value.
-pub(crate) fn b64(value: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
-}
-
-/// The decoded claims of a token, unverified.
-pub(crate) fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-/// Asserts the 401 of DESIGN.md, refused for `reason`.
-pub(crate) fn assert_invalid_token(r: &TestResponse, reason: TokenError) {
-    assert_eq!(r.status, 401, "{:?}", r.body);
-    assert_eq!(r.body["active"], false, "{:?}", r.body);
-    assert_eq!(r.error(), "invalid_token");
-    assert_eq!(
-        r.body["error_description"],
-        reason.to_string(),
-        "{:?}",
-        r.body
-    );
-    assert!(
-        r.body["request_id"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty()),
-        "{:?}",
-        r.body
-    );
-    assert_eq!(
-        r.header("www-authenticate"),
-        Some("Bearer error=\"invalid_token\"")
-    );
+    t.signing_key.clone()
 }
 
 /// A service, an API key with `read write` and a token login issued for it.
@@ -420,97 +335,6 @@ async fn a_token_is_refused_once_its_key_has_expired() {
     assert_eq!(t.verify(&token, None).await.status, 200);
     t.clock.advance(600);
     assert_invalid_token(&t.verify(&token, None).await, TokenError::Revoked);
-}
-
-async fn session_item_exists(t: &TestApp, key: &str, session: &str) -> bool {
-    t.dynamodb()
-        .get_item()
-        .table_name(&t.table)
-        .key("pk", AttributeValue::S(format!("KEY#{}", key_id(key))))
-        .key("sk", AttributeValue::S(format!("SESSION#{session}")))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .is_some()
-}
-
-#[tokio::test]
-async fn a_token_past_its_expiry_and_leeway_is_refused_though_its_session_item_remains() {
-    let (t, key, token) = issued().await;
-    t.clock.advance(7200 + 29);
-    assert_eq!(
-        t.verify(&token, None).await.status,
-        200,
-        "within the leeway"
-    );
-    t.clock.advance(1);
-    assert!(
-        session_item_exists(&t, &key, "default").await,
-        "moto never deletes by TTL"
-    );
-    assert_invalid_token(&t.verify(&token, None).await, TokenError::Expired);
-}
-
-/// Writes a session item as login would, for a token with `claims`.
-async fn put_session_item(t: &TestApp, claims: &Value, kid: &str) {
-    let s = |name: &str| AttributeValue::S(claims[name].as_str().unwrap().to_owned());
-    let n = |v: u64| AttributeValue::N(v.to_string());
-    let exp = claims["exp"].as_u64().unwrap();
-    t.dynamodb()
-        .put_item()
-        .table_name(&t.table)
-        .item(
-            "pk",
-            AttributeValue::S(format!("KEY#{}", claims["sub"].as_str().unwrap())),
-        )
-        .item(
-            "sk",
-            AttributeValue::S(format!("SESSION#{}", claims["sid"].as_str().unwrap())),
-        )
-        .item("jti", s("jti"))
-        .item("iat", n(claims["iat"].as_u64().unwrap()))
-        .item("exp", n(exp))
-        .item("kid", AttributeValue::S(kid.to_owned()))
-        .item("scope", s("scope"))
-        .item("iss", s("iss"))
-        .item("ttl", n(exp + 30))
-        .send()
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn a_hand_written_session_item_whose_time_has_passed_counts_as_absent() {
-    let t = TestApp::spawn().await;
-    let key = t.create_key("read").await;
-    let stolen = stolen_key(&t).await;
-    let now = t.clock.seconds();
-    let claims = |sid: &str, exp: u64| {
-        json!({
-            "iss": auth_tests::ISSUER, "sub": key_id(&key), "sid": sid,
-            "jti": uuid::Uuid::new_v4().simple().to_string(),
-            "iat": exp - 7200, "exp": exp, "scope": "read",
-        })
-    };
-
-    // Control: a live item written the same way is honoured.
-    let live = claims("by-hand-live", now + 3600);
-    put_session_item(&t, &live, &stolen.kid).await;
-    let r = t.verify(&stolen.forge(&stolen.header(), &live), None).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-
-    let past = claims("by-hand-past", now - 3600);
-    put_session_item(&t, &past, &stolen.kid).await;
-    let matching = stolen.forge(&stolen.header(), &past);
-    assert_invalid_token(&t.verify(&matching, None).await, TokenError::Expired);
-
-    // The same jti with a later exp is not the token the item holds.
-    let mut stretched = past.clone();
-    stretched["exp"] = json!(now + 3600);
-    let stretched = stolen.forge(&stolen.header(), &stretched);
-    assert_invalid_token(&t.verify(&stretched, None).await, TokenError::Revoked);
 }
 
 #[tokio::test]

@@ -1,7 +1,11 @@
-//! The integration test harness: each [`TestApp`] is the real handler code on
-//! its own DynamoDB table and Secrets Manager secret in moto, so tests run in
-//! parallel and in any order. `scripts/test` starts moto and sets
-//! `AWS_ENDPOINT_URL`; nothing here is a mock.
+//! The integration test harness. A [`TestApp`] is the real handler code on
+//! the embedded SQLite store in its own temporary directory, with fixed
+//! signing keys and a manual clock: it needs nothing running, so the fast
+//! layer (`cargo test`) is every test that does not need AWS behaviour.
+//! [`aws::AwsTestApp`] is the same service on its own DynamoDB table and
+//! Secrets Manager secret in moto, for the AWS layer (`--features moto`,
+//! which `scripts/test` runs against a moto it starts). Either way, tests
+//! run in parallel and in any order, and nothing here is a mock.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,91 +15,52 @@
     clippy::string_slice
 )]
 
+pub mod authorizer;
+pub mod aws;
+pub mod expect;
+
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auth_shared::App;
-use auth_shared::aws::calls::AwsCalls;
-use auth_shared::aws::dynamodb::create_table;
-use auth_shared::aws::sdk_loader;
-use auth_shared::aws::secrets::SecretsManagerKeySource;
-use auth_shared::config::{Config, TokenPolicy};
+use auth_shared::config::TokenPolicy;
 use auth_shared::domain::api_key::{ApiKey, KeyRecord};
 use auth_shared::domain::clock::ManualClock;
-use auth_shared::domain::keyring::KeyRing;
+use auth_shared::domain::keyring::{KeyRing, KeySet, SigningKey, StaticKeySource};
 use auth_shared::domain::scope::Scopes;
 use auth_shared::domain::store::Store;
 use auth_shared::http::{self, Route};
 use auth_shared::local::sqlite::SqliteStore;
-use aws_config::SdkConfig;
-use aws_config::timeout::TimeoutConfig;
 use lambda_http::Body;
 use lambda_http::http::{HeaderMap, Method};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 pub use auth_shared;
+pub use expect::StolenKey;
 
 /// The issuer every test app signs with.
 pub const ISSUER: &str = "https://auth.test";
 
-/// The SDK configuration for moto, as `scripts/test` exported it.
-///
-/// With patient timeouts: one moto serving the whole suite on a busy machine
-/// can take seconds to answer, and under the service's own bounds (1.5 s an
-/// attempt) a call that landed would be retried into "already exists", a
-/// lost conditional write or an extra call in a call count. The bounds
-/// themselves are tested against [`dead_endpoint`], which keeps them.
-pub async fn moto() -> SdkConfig {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "AWS_ENDPOINT_URL is not set: run the suite with scripts/test, which starts moto"
-    );
-    sdk_loader()
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .operation_attempt_timeout(Duration::from_secs(60))
-                .operation_timeout(Duration::from_secs(120))
-                .build(),
-        )
-        .load()
-        .await
-}
-
-/// An SDK configuration whose endpoint refuses every connection.
-pub async fn dead_endpoint() -> SdkConfig {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    sdk_loader()
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .load()
-        .await
-}
+/// How long an app caches its signing keys, as deployed.
+pub const KEY_CACHE: Duration = Duration::from_secs(300);
 
 /// A unique name for a table or secret.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// One test's service: the real handlers on a fresh table and secret.
+/// One test's service: the real handlers on a fresh SQLite database.
 pub struct TestApp {
     /// The state the handlers run on; tests may swap parts of it.
     pub app: App,
-    /// The AWS operations the app's clients started.
-    pub calls: AwsCalls,
     /// Time as the handlers see it.
     pub clock: Arc<ManualClock>,
-    /// The SDK configuration for moto.
-    pub sdk: SdkConfig,
-    /// This test's table.
-    pub table: String,
-    /// This test's signing secret (ARN).
-    pub secret_arn: String,
-    /// The directory of an embedded store, deleted with the app.
+    /// The signing key in force, as someone who stole it would hold it.
+    pub signing_key: StolenKey,
+    /// The directory of the embedded store, deleted with the app (none on DynamoDB).
     pub data_dir: Option<tempfile::TempDir>,
 }
 
@@ -136,47 +101,50 @@ impl TestApp {
 
     /// A service with `policy`.
     pub async fn spawn_with(policy: TokenPolicy) -> Self {
-        let sdk = moto().await;
-        let table = unique("auth");
-        create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
-            .await
-            .unwrap();
-        let secret_arn = create_secret(&sdk, &"s".repeat(48)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join(DATABASE)).unwrap();
         let clock = Arc::new(ManualClock::starting_now());
-        let config = config(&table, &secret_arn, policy);
-        let (app, calls) = auth_shared::aws::app(&config, &sdk, clock.clone());
+        let signing_key = StolenKey {
+            kid: uuid::Uuid::new_v4().to_string(),
+            secret: "s".repeat(48),
+        };
+        let app = App::new(
+            policy,
+            Arc::new(store),
+            Arc::new(StaticKeySource(key_set(&signing_key))),
+            KEY_CACHE,
+            clock.clone(),
+        );
         Self {
             app,
-            calls,
             clock,
-            sdk,
-            table,
-            secret_arn,
-            data_dir: None,
+            signing_key,
+            data_dir: Some(dir),
         }
     }
 
-    /// A service with `policy` on the embedded SQLite store (signing keys
-    /// still from moto's Secrets Manager).
-    pub async fn spawn_sqlite_with(policy: TokenPolicy) -> Self {
-        let mut t = Self::spawn_with(policy).await;
-        let dir = tempfile::tempdir().unwrap();
-        t.app.store = Arc::new(SqliteStore::open(&dir.path().join("auth.db")).unwrap());
-        t.data_dir = Some(dir);
-        t
+    /// Signs and verifies with `secret` (a fresh kid) from now on.
+    pub fn use_signing_key(&mut self, secret: &str) {
+        self.signing_key = StolenKey {
+            kid: uuid::Uuid::new_v4().to_string(),
+            secret: secret.to_owned(),
+        };
+        let source = StaticKeySource(key_set(&self.signing_key));
+        self.app.keys = Arc::new(KeyRing::new(Arc::new(source), KEY_CACHE));
     }
 
-    /// The same service on each store, named: DynamoDB (moto) and SQLite.
-    pub async fn on_both_stores(policy: TokenPolicy) -> Vec<(&'static str, Self)> {
-        vec![
-            ("dynamodb", Self::spawn_with(policy.clone()).await),
-            ("sqlite", Self::spawn_sqlite_with(policy).await),
-        ]
+    /// The SQLite database file of this app.
+    pub fn database(&self) -> PathBuf {
+        self.data_dir
+            .as_ref()
+            .expect("an app on the embedded store")
+            .path()
+            .join(DATABASE)
     }
 
-    /// This app's configuration, for a second environment on the same table and secret.
-    pub fn config(&self) -> Config {
-        config(&self.table, &self.secret_arn, self.app.policy.clone())
+    /// Where the store keeps its data, as an error message must never name it.
+    pub fn store_location(&self) -> String {
+        self.database().display().to_string()
     }
 
     /// Creates an API key with `scopes` and returns it as its owner would get it.
@@ -198,31 +166,24 @@ impl TestApp {
         key.expose().expose_secret().to_owned()
     }
 
-    /// Breaks the stored item of `api_key` by hand (its scopes become a
-    /// number), so that every read of it is a 500.
+    /// Breaks the stored row of `api_key` by hand (its scopes become
+    /// text no scope parses from), so that every read of it is a 500.
     pub async fn corrupt_key_item(&self, api_key: &str) {
-        use aws_sdk_dynamodb::types::AttributeValue;
-        let id = &api_key["bauth_".len().."bauth_".len() + 16];
-        self.dynamodb()
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("KEY#{id}")))
-            .key("sk", AttributeValue::S("KEY".into()))
-            .update_expression("SET scopes = :n")
-            .expression_attribute_values(":n", AttributeValue::N("7".into()))
-            .send()
-            .await
+        let id = expect::key_id(api_key);
+        let db = rusqlite::Connection::open(self.database()).unwrap();
+        db.busy_timeout(Duration::from_secs(30)).unwrap();
+        let changed = db
+            .execute(
+                "UPDATE keys SET record = json_set(record, '$.scopes', 'not \"a scope') WHERE id = ?1",
+                [id],
+            )
             .unwrap();
+        assert_eq!(changed, 1, "no row for key {id}");
     }
 
     /// The store under test.
     pub fn store(&self) -> &dyn Store {
         self.app.store.as_ref()
-    }
-
-    /// A raw DynamoDB client on moto.
-    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.sdk)
     }
 
     /// Any request, through the handler serving every route.
@@ -342,28 +303,6 @@ impl TestApp {
     }
 }
 
-/// Creates a signing secret `{"key": key}` and returns its ARN. A retry is
-/// safe: the SDK sends one ClientRequestToken across its attempts, so a retry
-/// whose first attempt landed gets the secret back, not ResourceExistsException.
-pub async fn create_secret(sdk: &SdkConfig, key: &str) -> String {
-    let value = serde_json::json!({ "key": key }).to_string();
-    aws_sdk_secretsmanager::Client::new(sdk)
-        .create_secret()
-        .name(unique("signing"))
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap()
-}
-
-/// A key ring on `secret_arn` with the default cache.
-pub fn key_ring(sdk: &SdkConfig, secret_arn: &str) -> KeyRing {
-    let source = SecretsManagerKeySource::new(aws_sdk_secretsmanager::Client::new(sdk), secret_arn);
-    KeyRing::new(Arc::new(source), Duration::from_secs(300))
-}
-
 /// Log output captured from the subscriber the binaries use.
 #[derive(Clone, Default)]
 pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
@@ -400,12 +339,14 @@ impl Write for CapturedLogs {
     }
 }
 
-/// The configuration of a test environment: keys cached for 300 s, as deployed.
-fn config(table: &str, secret_arn: &str, tokens: TokenPolicy) -> Config {
-    Config {
-        table_name: table.to_owned(),
-        signing_secret_arn: secret_arn.to_owned(),
-        signing_key_cache: Duration::from_secs(300),
-        tokens,
+/// The database file name inside an app's directory.
+const DATABASE: &str = "auth.db";
+
+/// The keys of `key`: it signs and verifies, with no previous key.
+fn key_set(key: &StolenKey) -> KeySet {
+    let secret = SecretString::from(key.secret.clone());
+    KeySet {
+        current: Arc::new(SigningKey::new(&key.kid, &secret).unwrap()),
+        previous: None,
     }
 }

@@ -1,4 +1,5 @@
-//! Revocation is sticky and revoke-all is one write, on both stores: no
+//! Revocation is sticky and revoke-all is one write, on every store (both
+//! layers run this file, each on its `backend`): no
 //! concurrent key write brings a revoked key back, a revoke-all ends every
 //! session minted before it and none after it, and the session cap holds.
 
@@ -12,18 +13,17 @@ use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
 use auth_shared::domain::session_id::SessionId;
 use auth_shared::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 use auth_shared::domain::token::TokenError;
-use auth_shared::local::sqlite::SqliteStore;
-use auth_tests::{ISSUER, TestApp};
+use auth_tests::ISSUER;
 use serde_json::json;
 
-use crate::verify::assert_invalid_token;
+use auth_tests::expect::assert_invalid_token;
 
 fn key_id(api_key: &str) -> KeyId {
     ApiKey::parse(api_key).unwrap().id().clone()
 }
 
-async fn stores() -> Vec<(&'static str, TestApp)> {
-    TestApp::on_both_stores(TokenPolicy::with_issuer(ISSUER)).await
+async fn stores() -> Vec<(&'static str, crate::backend::Service)> {
+    crate::backend::apps(TokenPolicy::with_issuer(ISSUER)).await
 }
 
 #[tokio::test]
@@ -186,7 +186,7 @@ async fn a_key_holds_at_most_max_sessions_per_key_live_sessions() {
         max_sessions_per_key: 3,
         ..TokenPolicy::with_issuer(ISSUER)
     };
-    for (name, t) in TestApp::on_both_stores(policy).await {
+    for (name, t) in crate::backend::apps(policy).await {
         let key = t.create_key("read").await;
         let first = t.token(&key, "s1").await;
         t.clock.advance(100);
@@ -216,55 +216,4 @@ async fn a_key_holds_at_most_max_sessions_per_key_live_sessions() {
             t.token(&key, s).await;
         }
     }
-}
-
-/// Two stores on one file race as two processes do (`authctl serve` and
-/// `authctl keys rotate`): a writer rotating the key again and again, and
-/// one revoke arriving while it runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_one_sqlite_file_a_revoke_during_a_stream_of_rotations_is_never_undone() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("auth.db");
-    let (rotator, revoker) = (
-        Arc::new(SqliteStore::open(&path).unwrap()),
-        SqliteStore::open(&path).unwrap(),
-    );
-    let key = ApiKey::generate().unwrap();
-    let scopes = auth_shared::domain::scope::Scopes::parse("read").unwrap();
-    let record = KeyRecord::new(&key, "k", scopes, 1, None);
-    assert!(rotator.create_key(&record).await.unwrap());
-    let id = key.id().clone();
-    let (started, mut rotating) = tokio::sync::mpsc::channel::<()>(1);
-    let rotations = {
-        let (store, id) = (rotator.clone(), id.clone());
-        tokio::spawn(async move {
-            let mut landed = 0u32;
-            loop {
-                let fresh = ApiKey::regenerate(&id).unwrap();
-                let rotated =
-                    admin::update(store.as_ref(), &id, |r| admin::rotate(r, &fresh, 10, 3600))
-                        .await;
-                match rotated {
-                    Ok(_) => landed += 1,
-                    Err(RotateError::Revoked) => return landed,
-                    Err(e) => panic!("rotation failed: {e}"),
-                }
-                started.try_send(()).ok();
-            }
-        })
-    };
-    rotating.recv().await.unwrap();
-    let revoked = admin::update(&revoker, &id, |r| {
-        admin::revoke(r);
-        Ok::<_, StoreError>(())
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(revoked.changed());
-    let landed = rotations.await.unwrap();
-    assert!(landed >= 1, "the rotations ran before the revoke");
-    let stored = revoker.key(&id).await.unwrap().unwrap();
-    assert_eq!(stored.status, KeyStatus::Revoked);
-    assert!(!stored.authenticates(&key, 10));
 }

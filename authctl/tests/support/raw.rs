@@ -2,6 +2,9 @@
 //! library never sends (half a request, bytes that are not UTF-8, a stalled
 //! body) and for watching when the server closes.
 
+// Shared by the CLI test targets, each of which uses a part of it.
+#![allow(dead_code)]
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -14,26 +14,26 @@ use auth_shared::aws::secrets::SecretsManagerKeySource;
 use auth_shared::domain::keyring::KeyRing;
 use auth_shared::domain::rotation::{Pace, Spacing, rfc3339};
 use auth_shared::http::{self, Route};
-use auth_tests::TestApp;
+use auth_tests::aws::AwsTestApp;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::Body;
 use serde_json::{Value, json};
 
-fn spacing(t: &TestApp) -> Spacing {
+fn spacing(t: &AwsTestApp) -> Spacing {
     Spacing::of(&t.config())
 }
 
-fn rotator(t: &TestApp) -> Rotator {
+fn rotator(t: &AwsTestApp) -> Rotator {
     Rotator::new(secrets(t), spacing(t)).with_clock(t.clock.clone())
 }
 
-fn secrets(t: &TestApp) -> aws_sdk_secretsmanager::Client {
+fn secrets(t: &AwsTestApp) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&t.sdk)
 }
 
 /// Version id -> staging labels.
-async fn stages(t: &TestApp) -> HashMap<String, Vec<String>> {
+async fn stages(t: &AwsTestApp) -> HashMap<String, Vec<String>> {
     let out = secrets(t)
         .describe_secret()
         .secret_id(&t.secret_arn)
@@ -48,7 +48,7 @@ async fn stages(t: &TestApp) -> HashMap<String, Vec<String>> {
     stages
 }
 
-async fn version_with(t: &TestApp, label: &str) -> String {
+async fn version_with(t: &AwsTestApp, label: &str) -> String {
     stages(t)
         .await
         .into_iter()
@@ -57,7 +57,7 @@ async fn version_with(t: &TestApp, label: &str) -> String {
         .unwrap_or_else(|| panic!("no version is {label}"))
 }
 
-async fn value_of(t: &TestApp, version: &str) -> String {
+async fn value_of(t: &AwsTestApp, version: &str) -> String {
     secrets(t)
         .get_secret_value()
         .secret_id(&t.secret_arn)
@@ -78,7 +78,7 @@ fn kid_of(token: &str) -> String {
 
 /// Another Lambda environment on the same table and secret, whose key cache
 /// is always cold (as after its cache time has passed).
-fn cold_environment(t: &TestApp) -> App {
+fn cold_environment(t: &AwsTestApp) -> App {
     let source = SecretsManagerKeySource::new(secrets(t), &t.secret_arn);
     App {
         keys: Arc::new(KeyRing::new(Arc::new(source), Duration::ZERO)),
@@ -128,7 +128,7 @@ async fn login_in(app: &App, api_key: &str, session: &str) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn rotate(t: &TestApp) -> String {
+async fn rotate(t: &AwsTestApp) -> String {
     rotator(t)
         .rotate(&t.secret_arn, Pace::Spaced)
         .await
@@ -136,7 +136,7 @@ async fn rotate(t: &TestApp) -> String {
         .kid
 }
 
-async fn force_rotate(t: &TestApp) -> String {
+async fn force_rotate(t: &AwsTestApp) -> String {
     rotator(t)
         .rotate(&t.secret_arn, Pace::Forced)
         .await
@@ -145,7 +145,7 @@ async fn force_rotate(t: &TestApp) -> String {
 }
 
 /// When the AWSCURRENT version was made, as Secrets Manager records it.
-async fn current_created(t: &TestApp) -> u64 {
+async fn current_created(t: &AwsTestApp) -> u64 {
     let out = secrets(t)
         .get_secret_value()
         .secret_id(&t.secret_arn)
@@ -182,7 +182,7 @@ async fn verifying_during<F: std::future::Future>(apps: &[App], token: &str, wor
 
 #[tokio::test]
 async fn each_step_moves_the_secret_as_documented() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let old = version_with(&t, "AWSCURRENT").await;
     let token = uuid::Uuid::new_v4().to_string();
     let r = rotator(&t);
@@ -208,7 +208,7 @@ async fn each_step_moves_the_secret_as_documented() {
 
 #[tokio::test]
 async fn every_step_can_be_retried() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let old = version_with(&t, "AWSCURRENT").await;
     let token = uuid::Uuid::new_v4().to_string();
     let r = rotator(&t);
@@ -246,7 +246,7 @@ async fn every_step_can_be_retried() {
 
 #[tokio::test]
 async fn a_pending_key_that_fails_its_test_leaves_the_secret_as_it_was() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let old = version_with(&t, "AWSCURRENT").await;
     let key = t.create_key("read").await;
     let before = t.token(&key, "s").await;
@@ -271,7 +271,7 @@ async fn a_pending_key_that_fails_its_test_leaves_the_secret_as_it_was() {
 
 #[tokio::test]
 async fn steps_out_of_order_fail_and_change_nothing() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let before = stages(&t).await;
     let token = uuid::Uuid::new_v4().to_string();
     for step in [Step::Set, Step::Test, Step::Finish] {
@@ -286,7 +286,7 @@ async fn steps_out_of_order_fail_and_change_nothing() {
 
 #[tokio::test]
 async fn a_missing_secret_or_a_bad_token_fails_every_step() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let missing = t.secret_arn.replace("signing-", "missing-");
     assert!(rotator(&t).run(Step::Create, &missing, "v2").await.is_err());
     let err = rotator(&t)
@@ -298,7 +298,7 @@ async fn a_missing_secret_or_a_bad_token_fails_every_step() {
 
 #[tokio::test]
 async fn the_handler_takes_the_event_secrets_manager_sends() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let token = uuid::Uuid::new_v4().to_string();
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         let event: RotationEvent = serde_json::from_value(json!({
@@ -318,7 +318,7 @@ async fn the_handler_takes_the_event_secrets_manager_sends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_survive_one_rotation_and_end_with_a_forced_second() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let warm = t.app.clone();
     let cold = cold_environment(&t);
     let key = t.create_key("read write").await;
@@ -392,7 +392,7 @@ async fn tokens_survive_one_rotation_and_end_with_a_forced_second() {
 
 #[tokio::test]
 async fn create_secret_is_refused_sooner_than_the_spacing_after_the_previous_rotation() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     rotate(&t).await;
     let allowed_from = current_created(&t).await + spacing(&t).seconds();
     let before = stages(&t).await;
@@ -420,7 +420,7 @@ async fn create_secret_is_refused_sooner_than_the_spacing_after_the_previous_rot
 
 #[tokio::test]
 async fn the_first_rotation_of_a_new_secret_is_allowed_at_once() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let old = version_with(&t, "AWSCURRENT").await;
     let rotated = rotator(&t)
         .rotate(&t.secret_arn, Pace::Spaced)
@@ -432,7 +432,7 @@ async fn the_first_rotation_of_a_new_secret_is_allowed_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_token_still_verifies_after_an_allowed_rotation() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let warm = t.app.clone();
     let cold = cold_environment(&t);
     let key = t.create_key("read").await;

@@ -15,7 +15,8 @@ use auth_shared::aws::rotation::{RotationError, RotationEvent, Rotator};
 use auth_shared::config::TokenPolicy;
 use auth_shared::domain::rotation::Spacing;
 use auth_shared::http::{self, Route};
-use auth_tests::{ISSUER, TestApp};
+use auth_tests::ISSUER;
+use auth_tests::aws::AwsTestApp;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::Body;
@@ -23,7 +24,7 @@ use lambda_http::http::Method;
 use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
 
-use crate::verify::key_id;
+use auth_tests::expect::key_id;
 
 /// One function as its Lambda runs it: the production wiring on this test's
 /// table and secret, warmed up as at a cold start, with its own call record.
@@ -35,7 +36,7 @@ struct Lambda {
 }
 
 impl Lambda {
-    async fn start(t: &TestApp, name: &'static str, routes: &'static [Route]) -> Self {
+    async fn start(t: &AwsTestApp, name: &'static str, routes: &'static [Route]) -> Self {
         let (app, calls) = auth_shared::aws::app(&t.config(), &t.sdk, t.clock.clone());
         app.warm_up().await;
         Self {
@@ -117,7 +118,7 @@ async fn the_login_function_makes_only_the_calls_its_policy_allows_and_uses_ever
         max_sessions_per_key: 2,
         ..TokenPolicy::with_issuer(ISSUER)
     };
-    let t = TestApp::spawn_with(policy.clone()).await;
+    let t = AwsTestApp::spawn_with(policy.clone()).await;
     let key = t.create_key("read").await;
     let client = t.create_key("read").await;
     let login = Lambda::start(&t, "login", Route::LOGIN).await;
@@ -182,7 +183,7 @@ async fn the_login_function_makes_only_the_calls_its_policy_allows_and_uses_ever
 
 #[tokio::test]
 async fn the_verify_function_makes_only_the_calls_its_policy_allows_and_uses_every_grant() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
     let other = t.create_key("read").await;
     let token = t.token(&key, "default").await;
@@ -226,7 +227,7 @@ async fn introspect(verify: &Lambda, caller: &str, form: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn the_revoke_function_makes_only_the_calls_its_policy_allows_and_uses_every_grant() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
     let revoke = Lambda::start(&t, "revoke", Route::REVOKE).await;
     let removed = |(status, body): (u16, Value)| {
@@ -329,7 +330,7 @@ async fn the_revoke_function_makes_only_the_calls_its_policy_allows_and_uses_eve
 
 #[tokio::test]
 async fn the_authorizer_function_makes_only_the_calls_its_policy_allows_and_uses_every_grant() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
     let routes = "GET /v1/whoami=read;POST /v1/documents=write";
     let lambda = Lambda::start(&t, "authorizer", &[]).await;
@@ -379,7 +380,7 @@ async fn the_authorizer_function_makes_only_the_calls_its_policy_allows_and_uses
 
 #[tokio::test]
 async fn the_rotate_function_makes_only_the_calls_its_policy_allows_and_uses_every_grant() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let calls = AwsCalls::default();
     let rotator = Rotator::new(calls.secrets_manager(&t.sdk), Spacing::of(&t.config()))
         .with_clock(t.clock.clone());

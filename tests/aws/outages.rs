@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auth_shared::aws::dynamodb::DynamoDbStore;
-use auth_tests::{TestApp, TestResponse, dead_endpoint, key_ring};
+use auth_tests::TestResponse;
+use auth_tests::aws::{AwsTestApp, dead_endpoint, key_ring};
 use serde_json::{Value, json};
 
-use crate::errors::assert_error;
+use auth_tests::expect::assert_error;
 
 /// Far above the SDK's bounded retries (a few seconds); far below a Lambda timeout.
 const PROMPTLY: Duration = Duration::from_secs(10);
@@ -39,8 +40,8 @@ fn assert_unavailable(r: &TestResponse) {
 }
 
 /// A service with a key, a token issued while everything was up, and the key.
-async fn issued() -> (TestApp, String, String) {
-    let t = TestApp::spawn().await;
+async fn issued() -> (AwsTestApp, String, String) {
+    let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
     let token = t.token(&key, "default").await;
     assert_eq!(t.verify(&token, None).await.status, 200);
@@ -112,7 +113,7 @@ async fn with_secrets_manager_unreachable_and_a_cold_key_ring_verify_is_503() {
 }
 
 /// Creates a secret whose value is `value` as given, not wrapped in `{"key": ...}`.
-async fn raw_secret(t: &TestApp, value: &str) -> String {
+async fn raw_secret(t: &AwsTestApp, value: &str) -> String {
     aws_sdk_secretsmanager::Client::new(&t.sdk)
         .create_secret()
         .name(auth_tests::unique("misconfigured"))
@@ -159,7 +160,7 @@ async fn a_signing_secret_of_the_wrong_shape_is_500_server_error_not_a_token() {
 
 #[tokio::test]
 async fn a_host_clock_outside_any_plausible_time_is_503_never_a_token_or_a_yes() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
     let token = t.token(&key, "a").await;
     t.clock.set(0);

@@ -7,11 +7,11 @@ use auth_shared::aws::rotation::Rotator;
 use auth_shared::domain::api_key::ApiKey;
 use auth_shared::domain::rotation::{Pace, Spacing};
 use auth_shared::telemetry::Audit;
-use auth_tests::TestApp;
+use auth_tests::aws::AwsTestApp;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::oauth::introspect;
+use auth_tests::expect::introspect;
 
 /// Calls `work` made, as (DynamoDB, Secrets Manager).
 async fn calls_of<F: std::future::Future>(calls: &AwsCalls, work: F) -> (u64, u64) {
@@ -37,7 +37,7 @@ async fn with_calls<F: std::future::Future>(calls: &AwsCalls, work: F) -> (F::Ou
 
 #[tokio::test]
 async fn each_operation_stays_within_its_aws_call_budget() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
     let (_, cold_secrets) = calls_of(
         &t.calls,
@@ -109,7 +109,7 @@ async fn each_operation_stays_within_its_aws_call_budget() {
 
 #[tokio::test]
 async fn introspection_reads_the_caller_and_the_token_state_in_one_call() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let resource = t.create_key("introspect").await;
     let key = t.create_key("read").await;
     let token = t.token(&key, "a").await;
@@ -136,7 +136,7 @@ async fn introspection_reads_the_caller_and_the_token_state_in_one_call() {
 
 #[tokio::test]
 async fn a_rejected_token_costs_no_aws_call() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
     let token = t.token(&key, "a").await;
     let tampered = format!("{}x", &token[..token.len() - 1]);
@@ -163,7 +163,7 @@ async fn a_rejected_token_costs_no_aws_call() {
 
 #[tokio::test]
 async fn warming_up_at_init_leaves_the_first_request_only_its_own_call() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
     assert_eq!(
         calls_of(&t.calls, t.app.warm_up()).await,
@@ -179,7 +179,7 @@ async fn warming_up_at_init_leaves_the_first_request_only_its_own_call() {
 
 #[tokio::test]
 async fn the_previous_signing_key_is_read_once_when_a_token_names_it() {
-    let t = TestApp::spawn().await;
+    let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
     let old = t.token(&key, "a").await;
     Rotator::new(
@@ -212,11 +212,12 @@ async fn the_previous_signing_key_is_read_once_when_a_token_names_it() {
 
 #[tokio::test]
 async fn warming_up_against_a_dead_backend_lets_init_finish_and_the_request_answer_503() {
-    let t = TestApp::spawn().await;
-    let dead = auth_tests::dead_endpoint().await;
+    let t = AwsTestApp::spawn().await;
+    let dead = auth_tests::aws::dead_endpoint().await;
     let (app, _) = auth_shared::aws::app(&t.config(), &dead, t.app.clock.clone());
     app.warm_up().await;
-    let dead = TestApp { app, ..t };
+    let mut dead = t;
+    dead.app = app;
     let key = ApiKey::generate().unwrap();
     let answer = dead
         .login(json!({"api_key": key.expose().expose_secret()}))

@@ -1,6 +1,9 @@
 //! Running the real `authctl` binary: one command at a time, or `serve` as a
 //! child process that is killed when its guard drops.
 
+// Shared by the CLI test targets, each of which uses a part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -12,17 +15,9 @@ use serde_json::{Value, json};
 /// How long a process may take to start or stop on a busy machine.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The authctl binary `cargo test --workspace` built next to this test binary
-/// (`target/debug/deps/integration-*` → `target/debug/authctl`).
+/// The authctl binary cargo built for these tests.
 pub fn authctl_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("authctl");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace` or `cargo build -p authctl` (scripts/test does)",
-        path.display()
-    );
-    path
+    PathBuf::from(env!("CARGO_BIN_EXE_authctl"))
 }
 
 /// What one command did.

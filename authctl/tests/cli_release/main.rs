@@ -6,14 +6,27 @@
 //! members. Every answer must be a 4xx JSON error, the process must live
 //! through all of them, and its log must never show a submitted key.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
+
+#[path = "../support/raw.rs"]
+mod raw;
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::raw::{Answer, Raw, get, post};
-use super::support::{Authctl, Server};
+use raw::{Answer, Raw, get, post};
+use support::{Authctl, Server};
 
 /// Names the release binary; scripts/test sets it after `cargo build --release -p authctl`.
 const RELEASE_BIN: &str = "AUTHCTL_RELEASE_BIN";

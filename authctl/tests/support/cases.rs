@@ -1,0 +1,241 @@
+//! The CLI checks both layers run, each on its own backend: managing keys
+//! and sessions, refusing bad input, spacing rotations.
+
+// Shared by the CLI test targets, each of which uses a part of it.
+#![allow(dead_code)]
+
+use auth_shared::domain::api_key::ApiKey;
+use auth_shared::domain::rotation::rfc3339;
+use serde_json::{Value, json};
+
+use crate::support::Authctl;
+
+/// A well-formed key id that names no key.
+pub const NO_KEY: &str = "0123456789abcdef";
+
+pub const EXIT_CODES: &str =
+    "Exit codes: 0 success, 1 error, 2 bad usage, 3 not found, 4 backend unavailable";
+
+pub fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {value}"))
+}
+
+/// The stored hash of an API key: what a listing must never show either.
+pub fn hash_of(api_key: &str) -> String {
+    ApiKey::parse(api_key).unwrap().hash().0
+}
+
+/// Every key and session command on one backend, with a server on it to
+/// show that each change is what the API sees.
+pub fn keys_and_sessions_are_managed(authctl: &Authctl) {
+    let created = authctl.ok(&[
+        "keys",
+        "create",
+        "--name",
+        "ci",
+        "--scopes",
+        "write  read",
+        "--expires-in",
+        "90d",
+        "--json",
+    ]);
+    let created = created.json();
+    let id = str_of(&created, "key_id").to_owned();
+    let first = str_of(&created, "api_key").to_owned();
+    assert!(first.starts_with(&format!("bauth_{id}_")), "{created}");
+    assert_eq!(
+        (str_of(&created, "name"), str_of(&created, "scopes")),
+        ("ci", "read write"),
+        "scopes are normalised"
+    );
+    assert_eq!(created.as_object().unwrap().len(), 4, "{created}");
+
+    let text = authctl.ok(&["keys", "create", "--name", "ops", "--scopes", "read"]);
+    assert!(text.stdout.contains("not shown again"), "{text:?}");
+    assert!(text.stdout.contains("bauth_"), "{text:?}");
+
+    let list = authctl.ok(&["keys", "list"]).stdout;
+    for expected in [id.as_str(), "ci", "ops", "active", "read write"] {
+        assert!(list.contains(expected), "{expected:?} not in {list}");
+    }
+    let shown = authctl.ok(&["keys", "show", &id]).stdout;
+    assert!(shown.contains(&id) && shown.contains("ci"), "{shown}");
+    let json_list = authctl.ok(&["keys", "list", "--json"]).stdout;
+    for output in [&list, &shown, &json_list] {
+        assert!(
+            !output.contains("bauth_"),
+            "a listing shows no key: {output}"
+        );
+        assert!(!output.contains(&hash_of(&first)), "nor a hash: {output}");
+    }
+    let shown = authctl.ok(&["keys", "show", &id, "--json"]).json();
+    assert_eq!(
+        (str_of(&shown, "status"), str_of(&shown, "scopes")),
+        ("active", "read write")
+    );
+    let lifetime = shown["expires_at"].as_u64().unwrap() - shown["created_at"].as_u64().unwrap();
+    assert_eq!(lifetime, 90 * 86_400);
+
+    let server = authctl.serve(&[]);
+    assert_eq!(server.starter_key(), None, "only an empty store gets one");
+
+    let token = server.login(&first, "w1");
+    let sessions = authctl.ok(&["sessions", "list", &id]).stdout;
+    assert!(
+        sessions.contains("w1") && sessions.contains("live"),
+        "{sessions}"
+    );
+    assert!(!sessions.contains(&token), "a listing shows no token");
+    let session = authctl.ok(&["sessions", "list", &id, "--json"]).json();
+    assert_eq!(
+        (str_of(&session, "session_id"), str_of(&session, "status")),
+        ("w1", "live")
+    );
+    let revoked = authctl.ok(&["sessions", "revoke", &id, "w1"]);
+    assert!(revoked.stdout.contains("Revoked session w1"), "{revoked:?}");
+    assert_eq!(server.verify(&token).0, 401, "the next verify sees it");
+    authctl
+        .run(&["sessions", "revoke", &id, "w1"])
+        .fails(3, "no session w1");
+
+    let rotated = authctl
+        .ok(&["keys", "rotate", &id, "--grace", "1h", "--json"])
+        .json();
+    let second = str_of(&rotated, "api_key").to_owned();
+    assert_eq!(str_of(&rotated, "key_id"), id);
+    assert_ne!(second, first, "a rotation issues a new secret");
+    server.login(&first, "w2");
+    server.login(&second, "w3");
+
+    let cut = authctl.ok(&["keys", "rotate", &id, "--grace", "0"]).stdout;
+    assert!(cut.contains("no longer works"), "{cut}");
+    let third = cut
+        .split_whitespace()
+        .find(|w| w.starts_with("bauth_"))
+        .unwrap()
+        .to_owned();
+    for old in [&first, &second] {
+        let (status, body) = server.post("/auth/login", &json!({"api_key": old}));
+        assert_eq!((status, str_of(&body, "error")), (401, "invalid_client"));
+    }
+    let live = server.login(&third, "w4");
+    assert_eq!(server.verify(&live).0, 200);
+
+    let revoked = authctl.ok(&["keys", "revoke", &id]).stdout;
+    assert!(revoked.contains(&format!("Revoked key {id}")), "{revoked}");
+    assert_eq!(server.verify(&live).0, 401, "its tokens stop at once");
+    let (status, _) = server.post("/auth/login", &json!({"api_key": third}));
+    assert_eq!(status, 401);
+    let shown = authctl.ok(&["keys", "show", &id, "--json"]).json();
+    assert_eq!(str_of(&shown, "status"), "revoked");
+    assert!(authctl.ok(&["keys", "list"]).stdout.contains("revoked"));
+    authctl
+        .run(&["keys", "rotate", &id])
+        .fails(1, &format!("key {id} is revoked"));
+}
+
+/// Bad input on one backend: the message a user reads and the exit code.
+pub fn bad_input_is_refused(authctl: &Authctl) {
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["keys", "show", NO_KEY], 3, "no key 0123456789abcdef"),
+        (&["keys", "revoke", NO_KEY], 3, "no key 0123456789abcdef"),
+        (&["keys", "rotate", NO_KEY], 3, "no key 0123456789abcdef"),
+        (&["sessions", "list", NO_KEY], 3, "no key 0123456789abcdef"),
+        (&["sessions", "revoke", NO_KEY, "s"], 3, "no key"),
+        (&["keys", "show", "not-an-id"], 1, "is not a key id"),
+        (
+            &["keys", "create", "--name", "x", "--scopes", "read \"write"],
+            1,
+            "bad --scopes",
+        ),
+        (
+            &["keys", "create", "--name", "x", "--scopes", " "],
+            1,
+            "bad --scopes",
+        ),
+        (
+            &["keys", "create", "--name", " ", "--scopes", "read"],
+            1,
+            "--name must not be empty",
+        ),
+        (
+            &[
+                "keys",
+                "create",
+                "--name",
+                "x",
+                "--scopes",
+                "read",
+                "--expires-in",
+                "soon",
+            ],
+            2,
+            "invalid value 'soon' for '--expires-in <DURATION>'",
+        ),
+        (
+            &["keys", "rotate", NO_KEY, "--grace", "1 fortnight"],
+            2,
+            "invalid value '1 fortnight' for '--grace <DURATION>'",
+        ),
+        (
+            &[
+                "keys",
+                "create",
+                "--name",
+                "x",
+                "--scopes",
+                "read",
+                "--expires-in",
+                "20000years",
+            ],
+            2,
+            "invalid value '20000years' for '--expires-in <DURATION>': at most 100 years",
+        ),
+        (
+            &["keys", "rotate", NO_KEY, "--grace", "31d"],
+            2,
+            "invalid value '31d' for '--grace <DURATION>': at most 30 days",
+        ),
+        (
+            &["keys", "create", "--scopes", "read"],
+            2,
+            "the following required arguments were not provided",
+        ),
+        (&["keys", "frobnicate"], 2, "unrecognized subcommand"),
+        (&["serve", "--addr", "localhost"], 2, "invalid value"),
+    ];
+    for (args, code, message) in cases {
+        authctl.run(args).fails(*code, message);
+    }
+    let id = str_of(&authctl.create_key("x", "read"), "key_id").to_owned();
+    authctl
+        .run(&["sessions", "revoke", &id, "nope"])
+        .fails(3, "no session nope");
+    authctl
+        .run(&["sessions", "revoke", &id, "no spaces"])
+        .fails(1, "session");
+}
+
+/// A second rotation this soon is refused with exit 1, saying when it may run.
+pub fn a_second_rotation_is_refused_until(authctl: &Authctl, allowed_from: u64) {
+    let refused = authctl.run(&["rotate-signing-key"]);
+    refused.fails(
+        1,
+        &format!("the next rotation may run from {}", rfc3339(allowed_from)),
+    );
+    assert!(refused.stderr.contains("--force"), "{refused:?}");
+}
+
+/// `--force` rotates at once and says what it breaks.
+pub fn a_forced_rotation_warns_what_it_breaks(authctl: &Authctl) {
+    let forced = authctl.ok(&["rotate-signing-key", "--force"]);
+    assert!(forced.stdout.contains("New signing key"), "{forced:?}");
+    assert!(
+        forced
+            .stderr
+            .contains("no longer verifies; tokens it signed are refused"),
+        "{forced:?}"
+    );
+}
