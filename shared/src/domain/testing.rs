@@ -15,6 +15,7 @@ use crate::domain::api_key::{ApiKey, KeyId, KeyRecord};
 use crate::domain::clock::ManualClock;
 use crate::domain::keyring::{KeySet, SigningKey, StaticKeySource};
 use crate::domain::login::{Issued, LoginRequest, login};
+use crate::domain::revoke::{RevokeRequest, Revoked, revoke};
 use crate::domain::scope::Scopes;
 use crate::domain::session_id::SessionId;
 use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
@@ -345,6 +346,11 @@ impl Fixture {
         .await
     }
 
+    /// Runs a revoke.
+    pub(crate) async fn revoke(&self, request: RevokeRequest) -> Result<Revoked, Error> {
+        revoke(&self.app, request, &mut Audit::default()).await
+    }
+
     /// Verifies `token`, requiring `required` when given.
     pub(crate) async fn verify(
         &self,
@@ -392,6 +398,15 @@ pub(crate) fn login_request(
 /// The token an issue handed out, as a bearer sends it.
 pub(crate) fn bearer(issued: &Issued) -> &str {
     issued.access_token.expose_secret()
+}
+
+/// `issued` with one character of its signature changed: a forgery.
+pub(crate) fn tampered(issued: &Issued) -> String {
+    // The signature's first character, all of whose bits count.
+    let (signed, signature) = bearer(issued).rsplit_once('.').unwrap();
+    let mut rest = signature.chars();
+    let first = if rest.next() == Some('A') { 'B' } else { 'A' };
+    format!("{signed}.{first}{}", rest.as_str())
 }
 
 /// The error of a use case that had to fail (its success type need not be `Debug`).
