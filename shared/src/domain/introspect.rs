@@ -73,6 +73,7 @@ mod tests {
     use crate::domain::admin;
     use crate::domain::api_key::ApiKey;
     use crate::domain::revoke::RevokeRequest;
+    use crate::domain::scope::Scopes;
     use crate::domain::testing::{DownStore, Fixture, Outage, bearer, failure, success, tampered};
 
     async fn ask(app: &App, caller: &ApiKey, token: Option<&str>) -> Result<Introspection, Error> {
@@ -118,10 +119,8 @@ mod tests {
         let of_revoked_key = success(fx.login(&revoked_key, None, None).await);
         fx.change_key(&revoked_key, admin::revoke).await;
         let wide = success(fx.login(&owner, Some("wide"), None).await);
-        fx.change_key(&owner, |r| {
-            r.scopes = crate::domain::scope::Scopes::parse("read").unwrap()
-        })
-        .await;
+        fx.change_key(&owner, |r| r.scopes = Scopes::parse("read").unwrap())
+            .await;
         let stranger = Fixture::new();
         let stranger_key = stranger.key("read").await;
         let unknown = success(stranger.login(&stranger_key, None, None).await);
