@@ -89,11 +89,16 @@ pub async fn login(app: &App, request: LoginRequest, audit: &mut Audit) -> Resul
             .filter(|t| now < t.claims.exp && !record.revoked_session_minted_at(t.minted_ms));
         match live {
             Some(current) => {
-                if Scopes::parse(&current.claims.scope).ok().as_ref() != Some(&scope) {
-                    return Err(Error::SessionConflict);
-                }
-                if let Some(issued) = reuse(app, current, now).await? {
-                    return Ok(issued);
+                let held = Scopes::parse(&current.claims.scope).ok();
+                // A token holding a scope taken from its key no longer
+                // verifies: it is replaced, not defended by a conflict.
+                if held.as_ref().is_some_and(|h| h.is_subset(&record.scopes)) {
+                    if held.as_ref() != Some(&scope) {
+                        return Err(Error::SessionConflict);
+                    }
+                    if let Some(issued) = reuse(app, current, now).await? {
+                        return Ok(issued);
+                    }
                 }
             }
             None => check_session_cap(app, &record, now).await?,
@@ -308,6 +313,23 @@ mod tests {
         let e = failure(fx.login(&key, None, None).await);
         assert!(matches!(e, Error::SessionConflict), "{e:?}");
         success(fx.verify(&first, None).await);
+    }
+
+    #[tokio::test]
+    async fn after_a_key_loses_a_scope_its_session_gets_a_new_token_not_a_conflict() {
+        let fx = capped(1);
+        let key = fx.key("read write").await;
+        let wide = success(fx.login(&key, None, None).await);
+        fx.change_key(&key, |r| r.scopes = Scopes::parse("read").unwrap())
+            .await;
+        let narrow = success(fx.login(&key, None, None).await);
+        assert_eq!(narrow.scope, "read");
+        success(fx.verify(&narrow, None).await);
+        let e = failure(fx.verify(&wide, None).await);
+        assert!(
+            matches!(e, Error::InvalidToken(TokenError::Revoked)),
+            "{e:?}"
+        );
     }
 
     #[tokio::test]
