@@ -144,3 +144,144 @@ pub async fn sessions_ended(
         .count();
     Ok(ended as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testing::{DownStore, Fixture, NOW, Outage, success};
+
+    async fn stored(fx: &Fixture, key: &ApiKey) -> KeyRecord {
+        fx.store.key(key.id()).await.unwrap().unwrap()
+    }
+
+    fn rename(name: &'static str) -> impl FnMut(&mut KeyRecord) -> Result<(), StoreError> {
+        move |r| {
+            r.name = name.to_owned();
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_is_stored_at_the_next_version() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let updated = update(fx.store.as_ref(), key.id(), rename("renamed"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(updated.changed());
+        assert_eq!((updated.before.version, updated.after.version), (1, 2));
+        assert_eq!(stored(&fx, &key).await, updated.after);
+        assert_eq!(updated.after.name, "renamed");
+    }
+
+    #[tokio::test]
+    async fn a_change_computed_from_a_stale_read_is_computed_again_and_both_changes_land() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let stale = stored(&fx, &key).await;
+        update(fx.store.as_ref(), key.id(), rename("renamed"))
+            .await
+            .unwrap();
+        let updated = update_from(fx.store.as_ref(), stale, |r| {
+            r.expires_at = Some(NOW + 60);
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        let now_stored = stored(&fx, &key).await;
+        assert_eq!(now_stored, updated.after);
+        assert_eq!(now_stored.name, "renamed");
+        assert_eq!(now_stored.expires_at, Some(NOW + 60));
+        assert_eq!(now_stored.version, 3);
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_stays_revoked_and_a_revoke_all_cutoff_never_moves_back() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        fx.change_key(&key, |r| {
+            revoke(r);
+            revoke_sessions(r, NOW * 1000);
+        })
+        .await;
+        let updated = update(fx.store.as_ref(), key.id(), |r| {
+            r.status = KeyStatus::Active;
+            r.sessions_revoked_before = 0;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(!updated.changed());
+        let now_stored = stored(&fx, &key).await;
+        assert_eq!(now_stored.status, KeyStatus::Revoked);
+        assert_eq!(now_stored.sessions_revoked_before, NOW * 1000);
+    }
+
+    #[test]
+    fn a_revoke_all_cutoff_moves_past_the_last_one_even_within_its_millisecond() {
+        let key = ApiKey::generate().unwrap();
+        let mut record = KeyRecord::new(&key, "k", Default::default(), NOW, None);
+        revoke_sessions(&mut record, 5000);
+        assert_eq!(record.sessions_revoked_before, 5000);
+        revoke_sessions(&mut record, 5000);
+        assert_eq!(record.sessions_revoked_before, 5001);
+        revoke_sessions(&mut record, 10);
+        assert_eq!(record.sessions_revoked_before, 5002);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_is_none_and_nothing_is_written() {
+        let fx = Fixture::new();
+        let unknown = ApiKey::generate().unwrap();
+        let updated = update(fx.store.as_ref(), unknown.id(), rename("x")).await;
+        assert_eq!(updated.unwrap(), None);
+        assert!(fx.store.list_keys().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_cannot_be_rotated_and_keeps_its_secret() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        fx.change_key(&key, revoke).await;
+        let before = stored(&fx, &key).await;
+        let new = ApiKey::regenerate(key.id()).unwrap();
+        let refused = update(fx.store.as_ref(), key.id(), |r| rotate(r, &new, NOW, 60)).await;
+        assert!(matches!(refused, Err(RotateError::Revoked)), "{refused:?}");
+        assert_eq!(stored(&fx, &key).await, before);
+    }
+
+    #[tokio::test]
+    async fn sessions_ended_counts_the_live_sessions_a_change_revokes_and_a_repeat_ends_none() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        success(fx.login(&key, Some("expired"), None).await);
+        fx.clock.advance(7200);
+        success(fx.login(&key, Some("a"), None).await);
+        success(fx.login(&key, Some("b"), None).await);
+        let now = NOW + 7200;
+        let revoke_key = |r: &mut KeyRecord| {
+            revoke(r);
+            Ok::<_, StoreError>(())
+        };
+        let store = fx.store.as_ref();
+        let first = update(store, key.id(), revoke_key).await.unwrap().unwrap();
+        assert_eq!(sessions_ended(store, &first, now).await.unwrap(), 2);
+        let repeat = update(store, key.id(), revoke_key).await.unwrap().unwrap();
+        assert!(!repeat.changed());
+        assert_eq!(sessions_ended(store, &repeat, now).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_key_change_on_a_store_that_is_down_is_unavailable() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let record = stored(&fx, &key).await;
+        let down = DownStore(Outage::Refuses);
+        let e = update(&down, key.id(), rename("x")).await.unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        let e = update_from(&down, record, rename("x")).await.unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+    }
+}

@@ -59,3 +59,35 @@ impl App {
 
 /// The longest a cold start waits for [`App::warm_up`].
 const WARM_UP_LIMIT: Duration = Duration::from_secs(3);
+
+#[cfg(test)]
+mod tests {
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::domain::testing::{DownStore, Fixture, Outage};
+
+    /// How long `app.warm_up()` took, in the test's virtual time; a failure,
+    /// not a hang, when it would never return.
+    async fn warm_up_time(app: &App) -> Duration {
+        let start = Instant::now();
+        tokio::time::timeout(WARM_UP_LIMIT * 10, app.warm_up())
+            .await
+            .expect("warm-up returns");
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn warm_up_gives_up_at_its_limit_when_the_store_never_answers() {
+        let app = Fixture::new().on(DownStore(Outage::NeverAnswers));
+        assert_eq!(warm_up_time(&app).await, WARM_UP_LIMIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn warm_up_does_not_wait_on_a_store_that_refuses_or_a_healthy_one() {
+        let fx = Fixture::new();
+        assert_eq!(warm_up_time(&fx.app).await, Duration::ZERO);
+        let down = fx.on(DownStore(Outage::Refuses));
+        assert_eq!(warm_up_time(&down).await, Duration::ZERO);
+    }
+}

@@ -53,3 +53,93 @@ pub fn admit(
         })
         .ok_or(Error::InvalidClient)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::admin;
+    use crate::domain::testing::{DownStore, Fixture, NOW, Outage, failure};
+
+    async fn authenticated(
+        app: &App,
+        key: &ApiKey,
+        requirement: Requirement,
+    ) -> Result<KeyRecord, Error> {
+        let (parsed, record) =
+            authenticate(app, &key.expose(), requirement, &mut Audit::default()).await?;
+        assert_eq!(parsed.id(), key.id());
+        Ok(record)
+    }
+
+    #[tokio::test]
+    async fn an_active_key_is_usable_and_possessed() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        for requirement in [Requirement::Usable, Requirement::Possession] {
+            let record = authenticated(&fx.app, &key, requirement).await.unwrap();
+            assert_eq!(&record.id, key.id());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revoked_or_expired_key_is_possessed_but_not_usable() {
+        let fx = Fixture::new();
+        let revoked = fx.key("read").await;
+        fx.change_key(&revoked, admin::revoke).await;
+        let expired = fx.key("read").await;
+        fx.change_key(&expired, |r| r.expires_at = Some(NOW)).await;
+        for key in [&revoked, &expired] {
+            let e = failure(authenticated(&fx.app, key, Requirement::Usable).await);
+            assert!(matches!(e, Error::InvalidClient), "{key:?}: {e:?}");
+            authenticated(&fx.app, key, Requirement::Possession)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_an_unknown_key_or_garbage_proves_nothing() {
+        let fx = Fixture::new();
+        let stored = fx.key("read").await;
+        let wrong = ApiKey::regenerate(stored.id()).unwrap();
+        let unknown = ApiKey::generate().unwrap();
+        for requirement in [Requirement::Usable, Requirement::Possession] {
+            for key in [&wrong, &unknown] {
+                let e = failure(authenticated(&fx.app, key, requirement).await);
+                assert!(matches!(e, Error::InvalidClient), "{key:?}: {e:?}");
+            }
+            let garbage = SecretString::from("garbage");
+            let e =
+                failure(authenticate(&fx.app, &garbage, requirement, &mut Audit::default()).await);
+            assert!(matches!(e, Error::InvalidClient), "{e:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotated_out_secret_works_only_during_its_grace_period() {
+        let fx = Fixture::new();
+        let old = fx.key("read").await;
+        let new = ApiKey::regenerate(old.id()).unwrap();
+        fx.change_key(&old, |r| r.rotate(&new, NOW, 60)).await;
+        authenticated(&fx.app, &old, Requirement::Usable)
+            .await
+            .unwrap();
+        fx.clock.advance(60);
+        let e = failure(authenticated(&fx.app, &old, Requirement::Possession).await);
+        assert!(matches!(e, Error::InvalidClient), "{e:?}");
+        authenticated(&fx.app, &new, Requirement::Usable)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn authenticating_on_a_store_that_is_down_is_unavailable() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let down = fx.on(DownStore(Outage::Refuses));
+        for requirement in [Requirement::Usable, Requirement::Possession] {
+            let e = failure(authenticated(&down, &key, requirement).await);
+            assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+        }
+    }
+}

@@ -66,3 +66,137 @@ pub async fn introspect(
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::admin;
+    use crate::domain::api_key::ApiKey;
+    use crate::domain::revoke::RevokeRequest;
+    use crate::domain::scope::Scopes;
+    use crate::domain::testing::{DownStore, Fixture, Outage, bearer, failure, success, tampered};
+
+    async fn ask(app: &App, caller: &ApiKey, token: Option<&str>) -> Result<Introspection, Error> {
+        introspect(app, &caller.expose(), token, &mut Audit::default()).await
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_is_active_with_its_claims() {
+        let fx = Fixture::new();
+        let owner = fx.key("read write").await;
+        let server = fx.key("introspect").await;
+        let issued = success(fx.login(&owner, Some("s1"), Some("read")).await);
+        fx.clock.advance(200);
+        for caller in [&server, &owner] {
+            let Introspection::Active(v) =
+                success(ask(&fx.app, caller, Some(bearer(&issued))).await)
+            else {
+                panic!("inactive for {caller:?}");
+            };
+            assert_eq!(v.claims.sub, owner.id().as_str());
+            assert_eq!(
+                (v.claims.sid.as_str(), v.claims.scope.as_str()),
+                ("s1", "read")
+            );
+            assert_eq!(v.expires_in, 7000);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_revoked_forged_unknown_or_garbage_token_is_inactive() {
+        let fx = Fixture::new();
+        let server = fx.key("introspect").await;
+        let owner = fx.key("read write").await;
+        let revoked_key = fx.key("read").await;
+        let expired = success(fx.login(&owner, Some("expired"), None).await);
+        fx.clock.advance(7200 + 30);
+        let of_revoked_session = success(fx.login(&owner, Some("gone"), None).await);
+        let session = RevokeRequest::Session {
+            api_key: owner.expose(),
+            session_id: Some("gone".into()),
+        };
+        success(fx.revoke(session).await);
+        let of_revoked_key = success(fx.login(&revoked_key, None, None).await);
+        fx.change_key(&revoked_key, admin::revoke).await;
+        let wide = success(fx.login(&owner, Some("wide"), None).await);
+        fx.change_key(&owner, |r| r.scopes = Scopes::parse("read").unwrap())
+            .await;
+        let stranger = Fixture::new();
+        let stranger_key = stranger.key("read").await;
+        let unknown = success(stranger.login(&stranger_key, None, None).await);
+        let live = success(fx.login(&owner, Some("live"), None).await);
+
+        let tokens = [
+            bearer(&expired).to_owned(),
+            bearer(&of_revoked_session).to_owned(),
+            bearer(&of_revoked_key).to_owned(),
+            bearer(&wide).to_owned(),
+            bearer(&unknown).to_owned(),
+            tampered(&live),
+            "garbage".to_owned(),
+        ];
+        for (i, token) in tokens.iter().enumerate() {
+            let answer = success(ask(&fx.app, &server, Some(token)).await);
+            assert!(
+                matches!(answer, Introspection::Inactive),
+                "token {i}: {answer:?}"
+            );
+        }
+        let answer = success(ask(&fx.app, &server, Some(bearer(&live))).await);
+        assert!(matches!(answer, Introspection::Active(_)), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn a_caller_with_a_bad_key_is_invalid_client_even_when_the_token_is_valid() {
+        let fx = Fixture::new();
+        let owner = fx.key("read").await;
+        let issued = success(fx.login(&owner, None, None).await);
+        let revoked = fx.key("introspect").await;
+        fx.change_key(&revoked, admin::revoke).await;
+        let callers = [
+            revoked,
+            ApiKey::generate().unwrap(),
+            ApiKey::regenerate(owner.id()).unwrap(),
+        ];
+        for caller in &callers {
+            for token in [Some(bearer(&issued)), Some("garbage"), None] {
+                let e = failure(ask(&fx.app, caller, token).await);
+                assert!(
+                    matches!(e, Error::InvalidClient),
+                    "{caller:?}, {token:?}: {e:?}"
+                );
+            }
+        }
+        let malformed = SecretString::from("bauth_nope");
+        let e = failure(
+            introspect(
+                &fx.app,
+                &malformed,
+                Some(bearer(&issued)),
+                &mut Audit::default(),
+            )
+            .await,
+        );
+        assert!(matches!(e, Error::InvalidClient), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn no_token_from_a_good_caller_is_invalid_request() {
+        let fx = Fixture::new();
+        let server = fx.key("introspect").await;
+        let e = failure(ask(&fx.app, &server, None).await);
+        assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn introspection_on_a_store_that_is_down_is_unavailable_never_inactive() {
+        let fx = Fixture::new();
+        let server = fx.key("introspect").await;
+        let issued = success(fx.login(&server, None, None).await);
+        let down = fx.on(DownStore(Outage::Refuses));
+        for token in [Some(bearer(&issued)), Some("garbage"), None] {
+            let e = failure(ask(&down, &server, token).await);
+            assert!(matches!(e, Error::Unavailable(_)), "{token:?}: {e:?}");
+        }
+    }
+}

@@ -89,11 +89,16 @@ pub async fn login(app: &App, request: LoginRequest, audit: &mut Audit) -> Resul
             .filter(|t| now < t.claims.exp && !record.revoked_session_minted_at(t.minted_ms));
         match live {
             Some(current) => {
-                if Scopes::parse(&current.claims.scope).ok().as_ref() != Some(&scope) {
-                    return Err(Error::SessionConflict);
-                }
-                if let Some(issued) = reuse(app, current, now).await? {
-                    return Ok(issued);
+                let held = Scopes::parse(&current.claims.scope).ok();
+                // A token holding a scope taken from its key no longer
+                // verifies: it is replaced, not defended by a conflict.
+                if held.as_ref().is_some_and(|h| h.is_subset(&record.scopes)) {
+                    if held.as_ref() != Some(&scope) {
+                        return Err(Error::SessionConflict);
+                    }
+                    if let Some(issued) = reuse(app, current, now).await? {
+                        return Ok(issued);
+                    }
                 }
             }
             None => check_session_cap(app, &record, now).await?,
@@ -189,4 +194,237 @@ async fn mint(
         kid: signing.kid().to_owned(),
         minted_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::admin;
+    use crate::domain::api_key::ApiKey;
+    use crate::domain::testing::{
+        DownStore, Fixture, NOW, Outage, bearer, failure, login_request, success,
+    };
+    use crate::domain::token::TokenError;
+
+    fn capped(max_sessions_per_key: u64) -> Fixture {
+        Fixture::with_policy(crate::config::TokenPolicy {
+            max_sessions_per_key,
+            ..crate::config::TokenPolicy::with_issuer("https://auth.test")
+        })
+    }
+
+    #[tokio::test]
+    async fn a_first_login_mints_a_token_for_all_of_the_keys_scopes() {
+        let fx = Fixture::new();
+        let key = fx.key("write read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        assert_eq!(issued.scope, "read write");
+        assert_eq!(issued.session_id, "default");
+        assert_eq!(issued.expires_in, 7200);
+        let verified = success(fx.verify(&issued, Some("read write")).await);
+        assert_eq!(verified.claims.sub, key.id().as_str());
+        assert_eq!(verified.claims.exp, NOW + 7200);
+    }
+
+    #[tokio::test]
+    async fn the_same_session_gets_the_same_token_while_it_is_valid() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let first = success(fx.login(&key, None, None).await);
+        fx.clock.advance(6000);
+        let again = success(fx.login(&key, None, None).await);
+        assert_eq!(bearer(&again), bearer(&first));
+        assert_eq!(again.expires_in, 1200);
+    }
+
+    #[tokio::test]
+    async fn inside_the_refresh_window_a_new_token_is_minted_and_the_previous_stays_stored() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let first = success(fx.login(&key, None, None).await);
+        fx.clock.advance(7200 - 300);
+        let next = success(fx.login(&key, None, None).await);
+        assert_ne!(bearer(&next), bearer(&first));
+        assert_eq!(next.expires_in, 7200);
+
+        let old = success(fx.verify(&first, None).await).claims;
+        let new = success(fx.verify(&next, None).await).claims;
+        let sessions = fx.sessions(&key).await;
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].current.claims.jti, new.jti);
+        assert_eq!(sessions[0].previous.as_ref().unwrap().claims.jti, old.jti);
+        assert_eq!(sessions[0].ttl, NOW + 7200 - 300 + 7200 + 30);
+    }
+
+    #[tokio::test]
+    async fn a_new_session_id_gets_a_new_token() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let default = success(fx.login(&key, None, None).await);
+        let worker = success(fx.login(&key, Some("worker-2"), None).await);
+        assert_ne!(bearer(&worker), bearer(&default));
+        assert_eq!(worker.session_id, "worker-2");
+        assert_eq!(
+            success(fx.verify(&worker, None).await).claims.sid,
+            "worker-2"
+        );
+        success(fx.verify(&default, None).await);
+    }
+
+    #[tokio::test]
+    async fn a_requested_scope_the_key_holds_narrows_the_token() {
+        let fx = Fixture::new();
+        let key = fx.key("read write").await;
+        let issued = success(fx.login(&key, None, Some("read")).await);
+        assert_eq!(issued.scope, "read");
+        assert!(matches!(
+            failure(fx.verify(&issued, Some("write")).await),
+            Error::InsufficientScope(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_requested_scope_the_key_lacks_is_invalid_scope() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let e = failure(fx.login(&key, None, Some("read admin")).await);
+        assert!(
+            matches!(&e, Error::InvalidScope(m) if m.contains("admin")),
+            "{e:?}"
+        );
+        let e = failure(fx.login(&key, None, Some("read  admin")).await);
+        assert!(matches!(e, Error::InvalidScope(_)), "{e:?}");
+        assert!(fx.sessions(&key).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_malformed_session_id_is_invalid_request() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let e = failure(fx.login(&key, Some("no spaces"), None).await);
+        assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn another_scope_on_a_live_session_is_a_session_conflict() {
+        let fx = Fixture::new();
+        let key = fx.key("read write").await;
+        let first = success(fx.login(&key, None, Some("read")).await);
+        let e = failure(fx.login(&key, None, None).await);
+        assert!(matches!(e, Error::SessionConflict), "{e:?}");
+        success(fx.verify(&first, None).await);
+    }
+
+    #[tokio::test]
+    async fn after_a_key_loses_a_scope_its_session_gets_a_new_token_not_a_conflict() {
+        let fx = capped(1);
+        let key = fx.key("read write").await;
+        let wide = success(fx.login(&key, None, None).await);
+        fx.change_key(&key, |r| r.scopes = Scopes::parse("read").unwrap())
+            .await;
+        let narrow = success(fx.login(&key, None, None).await);
+        assert_eq!(narrow.scope, "read");
+        success(fx.verify(&narrow, None).await);
+        let e = failure(fx.verify(&wide, None).await);
+        assert!(
+            matches!(e, Error::InvalidToken(TokenError::Revoked)),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revoked_expired_unknown_or_wrong_key_is_invalid_client() {
+        let fx = Fixture::new();
+        let revoked = fx.key("read").await;
+        fx.change_key(&revoked, admin::revoke).await;
+        let expiring = fx.key("read").await;
+        fx.change_key(&expiring, |r| r.expires_at = Some(NOW + 10))
+            .await;
+        let unknown = ApiKey::generate().unwrap();
+        let stored = fx.key("read").await;
+        let wrong_secret = ApiKey::regenerate(stored.id()).unwrap();
+        fx.clock.advance(10);
+        for key in [&revoked, &expiring, &unknown, &wrong_secret] {
+            let e = failure(fx.login(key, None, None).await);
+            assert!(matches!(e, Error::InvalidClient), "{key:?}: {e:?}");
+        }
+        let garbage = LoginRequest {
+            api_key: SecretString::from("bauth_not-a-key"),
+            session_id: None,
+            scope: None,
+        };
+        let e = failure(login(&fx.app, garbage, &mut Audit::default()).await);
+        assert!(matches!(e, Error::InvalidClient), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn the_session_cap_gives_the_seconds_until_the_oldest_session_expires() {
+        let fx = capped(2);
+        let key = fx.key("read").await;
+        success(fx.login(&key, Some("a"), None).await);
+        fx.clock.advance(100);
+        success(fx.login(&key, Some("b"), None).await);
+        fx.clock.advance(100);
+        let e = failure(fx.login(&key, Some("c"), None).await);
+        assert!(matches!(e, Error::TooManySessions(7000)), "{e:?}");
+        // A session already open is no new one.
+        success(fx.login(&key, Some("a"), None).await);
+        fx.clock.advance(7000);
+        success(fx.login(&key, Some("c"), None).await);
+    }
+
+    #[tokio::test]
+    async fn sessions_ended_by_a_revoke_all_leave_the_cap() {
+        let fx = capped(1);
+        let key = fx.key("read").await;
+        success(fx.login(&key, Some("a"), None).await);
+        fx.change_key(&key, |r| admin::revoke_sessions(r, NOW * 1000))
+            .await;
+        success(fx.login(&key, Some("b"), None).await);
+    }
+
+    #[tokio::test]
+    async fn after_a_revoke_all_in_the_same_millisecond_the_live_token_is_not_reused() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let before = success(fx.login(&key, None, None).await);
+        fx.change_key(&key, |r| admin::revoke_sessions(r, NOW * 1000))
+            .await;
+        let after = success(fx.login(&key, None, None).await);
+        assert_ne!(bearer(&after), bearer(&before));
+        success(fx.verify(&after, None).await);
+        let e = failure(fx.verify(&before, None).await);
+        assert!(
+            matches!(e, Error::InvalidToken(TokenError::Revoked)),
+            "{e:?}"
+        );
+        let sessions = fx.sessions(&key).await;
+        assert!(
+            sessions[0].previous.is_none(),
+            "a revoked token is no predecessor"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_login_that_loses_the_session_write_hands_out_the_winners_token() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        fx.store.lose_session_writes_to_a_rival(1);
+        let issued = success(fx.login(&key, None, None).await);
+        assert_eq!(fx.store.rivals_left(), 0, "the rival wrote");
+        let claims = success(fx.verify(&issued, None).await).claims;
+        let sessions = fx.sessions(&key).await;
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].current.claims.jti, claims.jti);
+        assert!(claims.jti.ends_with("-rival"), "{}", claims.jti);
+    }
+
+    #[tokio::test]
+    async fn a_login_on_a_store_that_is_down_is_unavailable() {
+        let fx = Fixture::new();
+        let key = ApiKey::generate().unwrap();
+        let app = fx.on(DownStore(Outage::Refuses));
+        let e = failure(login(&app, login_request(&key, None, None), &mut Audit::default()).await);
+        assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    }
 }

@@ -18,6 +18,8 @@ pub mod rotation;
 pub mod scope;
 pub mod session_id;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod token;
 pub mod verify;
 

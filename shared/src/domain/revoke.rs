@@ -154,3 +154,239 @@ async fn revoke_token(
         api_key: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::api_key::ApiKey;
+    use crate::domain::login::Issued;
+    use crate::domain::testing::{DownStore, Fixture, Outage, bearer, failure, success, tampered};
+    use crate::domain::token::TokenError;
+
+    fn token(issued: &Issued) -> SecretString {
+        SecretString::from(bearer(issued).to_owned())
+    }
+
+    fn ended(sessions: u64) -> Revoked {
+        Revoked {
+            sessions,
+            api_key: false,
+        }
+    }
+
+    async fn assert_revoked(fx: &Fixture, issued: &Issued) {
+        let e = failure(fx.verify(issued, None).await);
+        assert!(
+            matches!(e, Error::InvalidToken(TokenError::Revoked)),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn revoking_a_token_ends_its_session_and_no_other() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        let other = success(fx.login(&key, Some("other"), None).await);
+        let revoked = success(fx.revoke(RevokeRequest::Token(token(&issued))).await);
+        assert_eq!(revoked, ended(1));
+        assert_revoked(&fx, &issued).await;
+        success(fx.verify(&other, None).await);
+        let next = success(fx.login(&key, None, None).await);
+        assert_ne!(bearer(&next), bearer(&issued));
+    }
+
+    #[tokio::test]
+    async fn revoking_a_forged_garbage_unknown_or_already_revoked_token_succeeds_and_ends_nothing()
+    {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        success(fx.revoke(RevokeRequest::Token(token(&issued))).await);
+        let stranger = Fixture::new();
+        let stranger_key = stranger.key("read").await;
+        let unknown = success(stranger.login(&stranger_key, None, None).await);
+        let live = success(fx.login(&key, Some("live"), None).await);
+        let forged = SecretString::from(tampered(&live));
+        for raw in [forged, "garbage".into(), token(&unknown), token(&issued)] {
+            let revoked = success(fx.revoke(RevokeRequest::Token(raw)).await);
+            assert_eq!(revoked, Revoked::default());
+        }
+        success(fx.verify(&live, None).await);
+    }
+
+    #[tokio::test]
+    async fn an_old_token_does_not_end_the_session_that_has_moved_on() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let old = success(fx.login(&key, None, None).await);
+        let by_session = RevokeRequest::Session {
+            api_key: key.expose(),
+            session_id: None,
+        };
+        success(fx.revoke(by_session).await);
+        let new = success(fx.login(&key, None, None).await);
+        let revoked = success(fx.revoke(RevokeRequest::Token(token(&old))).await);
+        assert_eq!(revoked, ended(0));
+        success(fx.verify(&new, None).await);
+    }
+
+    #[tokio::test]
+    async fn revoking_the_token_a_refresh_replaced_ends_the_session() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let old = success(fx.login(&key, None, None).await);
+        fx.clock.advance(7200 - 300);
+        let new = success(fx.login(&key, None, None).await);
+        let revoked = success(fx.revoke(RevokeRequest::Token(token(&old))).await);
+        assert_eq!(revoked, ended(1));
+        assert_revoked(&fx, &new).await;
+    }
+
+    #[tokio::test]
+    async fn revoking_a_named_session_ends_it_once_and_leaves_the_others() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let a = success(fx.login(&key, Some("a"), None).await);
+        let b = success(fx.login(&key, Some("b"), None).await);
+        for expected in [1, 0] {
+            let request = RevokeRequest::Session {
+                api_key: key.expose(),
+                session_id: Some("a".into()),
+            };
+            assert_eq!(success(fx.revoke(request).await), ended(expected));
+        }
+        assert_revoked(&fx, &a).await;
+        success(fx.verify(&b, None).await);
+    }
+
+    #[tokio::test]
+    async fn revoking_a_session_with_a_bad_session_id_or_another_secret_is_refused() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        let malformed = RevokeRequest::Session {
+            api_key: key.expose(),
+            session_id: Some("a b".into()),
+        };
+        let e = failure(fx.revoke(malformed).await);
+        assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
+        let impostor = RevokeRequest::Session {
+            api_key: ApiKey::regenerate(key.id()).unwrap().expose(),
+            session_id: None,
+        };
+        let e = failure(fx.revoke(impostor).await);
+        assert!(matches!(e, Error::InvalidClient), "{e:?}");
+        success(fx.verify(&issued, None).await);
+    }
+
+    #[tokio::test]
+    async fn revoking_all_sessions_ends_every_live_one_and_a_later_login_works() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let a = success(fx.login(&key, Some("a"), None).await);
+        let b = success(fx.login(&key, Some("b"), None).await);
+        let all = RevokeRequest::AllSessions {
+            api_key: key.expose(),
+        };
+        assert_eq!(success(fx.revoke(all).await), ended(2));
+        assert_revoked(&fx, &a).await;
+        assert_revoked(&fx, &b).await;
+        let c = success(fx.login(&key, Some("c"), None).await);
+        success(fx.verify(&c, None).await);
+        let again = success(fx.login(&key, Some("a"), None).await);
+        assert_ne!(bearer(&again), bearer(&a));
+        success(fx.verify(&again, None).await);
+    }
+
+    #[tokio::test]
+    async fn revoking_the_key_ends_its_sessions_and_later_logins_are_invalid_client() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let a = success(fx.login(&key, Some("a"), None).await);
+        let b = success(fx.login(&key, Some("b"), None).await);
+        let request = || RevokeRequest::Key {
+            api_key: key.expose(),
+        };
+        let expected = Revoked {
+            sessions: 2,
+            api_key: true,
+        };
+        assert_eq!(success(fx.revoke(request()).await), expected);
+        assert_revoked(&fx, &a).await;
+        assert_revoked(&fx, &b).await;
+        let e = failure(fx.login(&key, None, None).await);
+        assert!(matches!(e, Error::InvalidClient), "{e:?}");
+        // Repeating it is harmless, and a revoked key may still take access away.
+        let again = success(fx.revoke(request()).await);
+        assert_eq!((again.sessions, again.api_key), (0, true));
+        let all = RevokeRequest::AllSessions {
+            api_key: key.expose(),
+        };
+        assert_eq!(success(fx.revoke(all).await), ended(0));
+    }
+
+    #[tokio::test]
+    async fn a_client_revokes_its_own_token_but_another_keys_token_is_left_alone() {
+        let fx = Fixture::new();
+        let owner = fx.key("read").await;
+        let client = fx.key("read").await;
+        let issued = success(fx.login(&owner, None, None).await);
+        let foreign = RevokeRequest::ClientToken {
+            api_key: client.expose(),
+            token: token(&issued),
+        };
+        assert_eq!(success(fx.revoke(foreign).await), Revoked::default());
+        success(fx.verify(&issued, None).await);
+        let own = RevokeRequest::ClientToken {
+            api_key: owner.expose(),
+            token: token(&issued),
+        };
+        assert_eq!(success(fx.revoke(own).await), ended(1));
+        assert_revoked(&fx, &issued).await;
+    }
+
+    #[tokio::test]
+    async fn a_client_with_an_unknown_key_is_invalid_client_even_for_its_own_token() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        let request = RevokeRequest::ClientToken {
+            api_key: ApiKey::generate().unwrap().expose(),
+            token: token(&issued),
+        };
+        let e = failure(fx.revoke(request).await);
+        assert!(matches!(e, Error::InvalidClient), "{e:?}");
+        success(fx.verify(&issued, None).await);
+    }
+
+    #[tokio::test]
+    async fn every_revoke_on_a_store_that_is_down_is_unavailable() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        let down = fx.on(DownStore(Outage::Refuses));
+        let requests = [
+            RevokeRequest::Token(token(&issued)),
+            RevokeRequest::ClientToken {
+                api_key: key.expose(),
+                token: token(&issued),
+            },
+            RevokeRequest::Session {
+                api_key: key.expose(),
+                session_id: None,
+            },
+            RevokeRequest::AllSessions {
+                api_key: key.expose(),
+            },
+            RevokeRequest::Key {
+                api_key: key.expose(),
+            },
+        ];
+        for request in requests {
+            let what = format!("{request:?}");
+            let e = failure(revoke(&down, request, &mut Audit::default()).await);
+            assert!(matches!(e, Error::Unavailable(_)), "{what}: {e:?}");
+        }
+    }
+}

@@ -102,3 +102,155 @@ pub async fn authentic_claims(app: &App, raw: &str) -> Result<Claims, Error> {
     token::check_claims(&claims, &app.policy, app.clock.now()?)?;
     Ok(claims)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::admin;
+    use crate::domain::revoke::RevokeRequest;
+    use crate::domain::testing::{
+        DownStore, Fixture, NOW, Outage, bearer, failure, success, tampered,
+    };
+
+    fn revoked(e: &Error) -> bool {
+        matches!(e, Error::InvalidToken(TokenError::Revoked))
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_verifies_with_its_claims_and_the_seconds_it_has_left() {
+        let fx = Fixture::new();
+        let key = fx.key("read write").await;
+        let issued = success(fx.login(&key, Some("s1"), None).await);
+        fx.clock.advance(100);
+        let verified = success(fx.verify(&issued, Some("write")).await);
+        assert_eq!(verified.expires_in, 7100);
+        assert_eq!(verified.claims.sub, key.id().as_str());
+        assert_eq!(verified.claims.sid, "s1");
+        assert_eq!(verified.claims.scope, "read write");
+        assert_eq!(verified.claims.iss, "https://auth.test");
+    }
+
+    #[tokio::test]
+    async fn a_token_is_expired_once_its_expiry_and_the_leeway_have_passed() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        fx.clock.advance(7200 + 29);
+        assert_eq!(success(fx.verify(&issued, None).await).expires_in, 0);
+        fx.clock.advance(1);
+        let e = failure(fx.verify(&issued, None).await);
+        assert!(
+            matches!(e, Error::InvalidToken(TokenError::Expired)),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_of_a_revoked_session_is_revoked() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        let other = success(fx.login(&key, Some("other"), None).await);
+        success(
+            fx.revoke(RevokeRequest::Session {
+                api_key: key.expose(),
+                session_id: None,
+            })
+            .await,
+        );
+        assert!(revoked(&failure(fx.verify(&issued, None).await)));
+        success(fx.verify(&other, None).await);
+    }
+
+    #[tokio::test]
+    async fn a_token_of_a_revoked_or_expired_key_is_revoked() {
+        let fx = Fixture::new();
+        let revoked_key = fx.key("read").await;
+        let expiring_key = fx.key("read").await;
+        let of_revoked = success(fx.login(&revoked_key, None, None).await);
+        let of_expiring = success(fx.login(&expiring_key, None, None).await);
+        fx.change_key(&revoked_key, admin::revoke).await;
+        fx.change_key(&expiring_key, |r| r.expires_at = Some(NOW + 60))
+            .await;
+        success(fx.verify(&of_expiring, None).await);
+        fx.clock.advance(60);
+        assert!(revoked(&failure(fx.verify(&of_revoked, None).await)));
+        assert!(revoked(&failure(fx.verify(&of_expiring, None).await)));
+    }
+
+    #[tokio::test]
+    async fn a_token_holding_a_scope_taken_from_its_key_is_revoked_at_once() {
+        let fx = Fixture::new();
+        let key = fx.key("read write").await;
+        let wide = success(fx.login(&key, None, None).await);
+        let narrow = success(fx.login(&key, Some("reader"), Some("read")).await);
+        fx.change_key(&key, |r| r.scopes = Scopes::parse("read").unwrap())
+            .await;
+        assert!(revoked(&failure(fx.verify(&wide, None).await)));
+        success(fx.verify(&narrow, None).await);
+    }
+
+    #[tokio::test]
+    async fn a_required_scope_the_token_lacks_is_insufficient_scope_naming_what_was_required() {
+        let fx = Fixture::new();
+        let key = fx.key("read write").await;
+        let issued = success(fx.login(&key, None, None).await);
+        let e = failure(fx.verify(&issued, Some("read admin")).await);
+        assert!(
+            matches!(&e, Error::InsufficientScope(s) if s == "admin read"),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_required_scope_is_invalid_request() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        for required in ["", "read  write", "a\"b"] {
+            let e = failure(fx.verify(&issued, Some(required)).await);
+            assert!(matches!(e, Error::InvalidRequest(_)), "{required:?}: {e:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_token_is_invalid_token_missing() {
+        let fx = Fixture::new();
+        let e = failure(verify(&fx.app, None, None, &mut Audit::default()).await);
+        assert!(
+            matches!(e, Error::InvalidToken(TokenError::Missing)),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tampered_or_garbage_token_is_invalid_token() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        for token in [tampered(&issued).as_str(), "garbage", ""] {
+            let e = failure(verify(&fx.app, Some(token), None, &mut Audit::default()).await);
+            assert!(matches!(e, Error::InvalidToken(_)), "{token:?}: {e:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_on_a_store_that_is_down_is_unavailable_never_valid() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        let down = fx.on(DownStore(Outage::Refuses));
+        let e = failure(verify(&down, Some(bearer(&issued)), None, &mut Audit::default()).await);
+        assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_clock_outside_any_plausible_time_is_unavailable_never_valid() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let issued = success(fx.login(&key, None, None).await);
+        fx.clock.set(0);
+        let e = failure(fx.verify(&issued, None).await);
+        assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    }
+}
