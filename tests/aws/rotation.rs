@@ -11,7 +11,6 @@ use std::time::Duration;
 use auth_shared::App;
 use auth_shared::aws::rotation::{RotationError, RotationEvent, Rotator, Step};
 use auth_shared::aws::secrets::SecretsManagerKeySource;
-use auth_shared::domain::keyring::KeyRing;
 use auth_shared::domain::rotation::{Pace, Spacing, rfc3339};
 use auth_shared::http::{self, Route};
 use auth_tests::aws::AwsTestApp;
@@ -80,10 +79,13 @@ fn kid_of(token: &str) -> String {
 /// is always cold (as after its cache time has passed).
 fn cold_environment(t: &AwsTestApp) -> App {
     let source = SecretsManagerKeySource::new(secrets(t), &t.secret_arn);
-    App {
-        keys: Arc::new(KeyRing::new(Arc::new(source), Duration::ZERO)),
-        ..t.app.clone()
-    }
+    App::new(
+        t.app.policy.clone(),
+        t.app.store.clone(),
+        Arc::new(source),
+        Duration::ZERO,
+        t.app.clock.clone(),
+    )
 }
 
 async fn call(app: &App, route: Route, headers: &[(&str, &str)], body: Value) -> (u16, Value) {

@@ -323,10 +323,6 @@ impl MethodArn {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` value: the scheme in any
-/// case, one or more spaces, and a non-empty RFC 6750 token; anything else
-/// (another scheme, `Bearer ` with nothing after it, inner whitespace) is no
-/// token.
 /// The bearer token of an `Authorization` value, by the one parser the
 /// HTTP routes use; anything else (no header, another scheme, a malformed
 /// value) is no token.
