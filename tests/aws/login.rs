@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord};
 use auth_shared::domain::session_id::SessionId;
 use auth_shared::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
-use auth_tests::TestResponse;
 use auth_tests::aws::AwsTestApp;
-use auth_tests::expect::{claims_of, key_secret};
+use auth_tests::expect::{claims_of, issued, key_secret};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 
@@ -25,20 +24,6 @@ async fn keyed(scopes: &str) -> (AwsTestApp, String) {
     let t = AwsTestApp::spawn().await;
     let key = t.create_key(scopes).await;
     (t, key)
-}
-
-/// Asserts a 200 login response as README.md's `POST /auth/login` shows it
-/// and returns its token.
-fn issued(r: &TestResponse, expires_in: u64, scope: &str, session_id: &str) -> String {
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.body["token_type"], "Bearer", "{:?}", r.body);
-    assert_eq!(r.body["expires_in"], expires_in, "{:?}", r.body);
-    assert_eq!(r.body["scope"], scope, "{:?}", r.body);
-    assert_eq!(r.body["session_id"], session_id, "{:?}", r.body);
-    assert_eq!(r.header("cache-control"), Some("no-store"));
-    let token = r.token();
-    assert_eq!(token.split('.').count(), 3, "not a JWT: {token}");
-    token
 }
 
 /// Asserts that `token` verifies.

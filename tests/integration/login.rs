@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use auth_shared::config::TokenPolicy;
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyStatus};
 use auth_shared::domain::token::TokenError;
-use auth_tests::{ISSUER, TestApp, TestResponse};
+use auth_tests::expect::issued;
+use auth_tests::{ISSUER, TestApp};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
@@ -26,20 +27,6 @@ async fn keyed(scopes: &str) -> (TestApp, String) {
     let t = TestApp::spawn().await;
     let key = t.create_key(scopes).await;
     (t, key)
-}
-
-/// Asserts a 200 login response as README.md's `POST /auth/login` shows it
-/// and returns its token.
-fn issued(r: &TestResponse, expires_in: u64, scope: &str, session_id: &str) -> String {
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.body["token_type"], "Bearer", "{:?}", r.body);
-    assert_eq!(r.body["expires_in"], expires_in, "{:?}", r.body);
-    assert_eq!(r.body["scope"], scope, "{:?}", r.body);
-    assert_eq!(r.body["session_id"], session_id, "{:?}", r.body);
-    assert_eq!(r.header("cache-control"), Some("no-store"));
-    let token = r.token();
-    assert_eq!(token.split('.').count(), 3, "not a JWT: {token}");
-    token
 }
 
 /// Asserts that `token` verifies.

@@ -139,3 +139,17 @@ pub async fn introspect(t: &TestApp, caller: &str, token: &str) -> TestResponse 
     )
     .await
 }
+
+/// Asserts a 200 login response as README.md's `POST /auth/login` shows it
+/// and returns its token.
+pub fn issued(r: &TestResponse, expires_in: u64, scope: &str, session_id: &str) -> String {
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["token_type"], "Bearer", "{:?}", r.body);
+    assert_eq!(r.body["expires_in"], expires_in, "{:?}", r.body);
+    assert_eq!(r.body["scope"], scope, "{:?}", r.body);
+    assert_eq!(r.body["session_id"], session_id, "{:?}", r.body);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let token = r.token();
+    assert_eq!(token.split('.').count(), 3, "not a JWT: {token}");
+    token
+}
