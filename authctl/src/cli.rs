@@ -143,12 +143,18 @@ pub struct RotateSigningKeyArgs {
 pub enum KeysCommand {
     /// Create a key and print it (the only time it is shown).
     Create {
-        /// A label for the key's owner.
+        /// A label for people.
         #[arg(long)]
         name: String,
         /// Space-separated scopes, e.g. "read write documents:read".
         #[arg(long)]
         scopes: String,
+        /// The customer the key belongs to: 1-128 of A-Z a-z 0-9 . _ : @ -
+        #[arg(long)]
+        owner: Option<String>,
+        /// A JSON object (at most 4 KiB) that verify hands back with every token of the key.
+        #[arg(long)]
+        meta: Option<String>,
         /// Lifetime, e.g. 90d, 12h, 1y (at most 100 years); none means it never expires.
         #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
         expires_in: Option<Duration>,
@@ -158,6 +164,9 @@ pub enum KeysCommand {
     },
     /// List every key (never a secret).
     List {
+        /// Only the keys of this owner.
+        #[arg(long)]
+        owner: Option<String>,
         /// Print JSON lines.
         #[arg(long)]
         json: bool,

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use auth_shared::domain::admin::CreateError;
 use auth_shared::domain::keyring::KeySourceError;
 use auth_shared::domain::store::StoreError;
 use thiserror::Error;
@@ -52,6 +53,17 @@ impl From<StoreError> for CliError {
                 chain(source.as_ref())
             )),
             StoreError::Internal(m) => Self::Failed(m),
+        }
+    }
+}
+
+impl From<CreateError> for CliError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::EmptyName => Self::Invalid("--name must not be empty".into()),
+            CreateError::Expired => Self::Invalid("the key would expire at once".into()),
+            CreateError::Store(e) => e.into(),
+            e @ (CreateError::Random(_) | CreateError::Collision) => Self::Failed(e.to_string()),
         }
     }
 }

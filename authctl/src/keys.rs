@@ -2,9 +2,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use auth_shared::domain::admin::{self, RotateError};
+use auth_shared::domain::admin::{self, NewKey, RotateError};
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
 use auth_shared::domain::clock::{Clock, SystemClock};
+use auth_shared::domain::owner::{Meta, Owner};
 use auth_shared::domain::scope::Scopes;
 use auth_shared::domain::store::Store;
 use secrecy::ExposeSecret;
@@ -23,21 +24,42 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
         KeysCommand::Create {
             name,
             scopes,
+            owner,
+            meta,
             expires_in,
             json,
         } => {
             // Typed by people: any run of whitespace separates scopes.
             let scopes = Scopes::parse(&scopes.split_whitespace().collect::<Vec<_>>().join(" "))
                 .map_err(|e| CliError::Invalid(format!("bad --scopes: {e}")))?;
-            if name.trim().is_empty() {
-                return Err(CliError::Invalid("--name must not be empty".into()));
-            }
-            let expires_at = expires_in.map(|d| now.saturating_add(d.as_secs()));
-            let (key, record) = create(store.as_ref(), &name, scopes, now, expires_at).await?;
+            let owner = owner
+                .map(|o| Owner::parse(&o))
+                .transpose()
+                .map_err(|e| CliError::Invalid(format!("bad --owner: {e}")))?;
+            let meta = meta
+                .map(|m| {
+                    let value = serde_json::from_str(&m).map_err(|e| e.to_string())?;
+                    Meta::new(value).map_err(|e| e.to_string())
+                })
+                .transpose()
+                .map_err(|e| CliError::Invalid(format!("bad --meta: {e}")))?;
+            let new = NewKey {
+                name,
+                scopes,
+                owner,
+                meta,
+                expires_at: expires_in.map(|d| now.saturating_add(d.as_secs())),
+            };
+            let (key, record) = admin::create(store.as_ref(), new, now).await?;
             print_new_key(&key, &record, json, "Created");
         }
-        KeysCommand::List { json } => {
-            let keys = store.list_keys().await?;
+        KeysCommand::List { owner, json } => {
+            let owner = owner
+                .map(|o| Owner::parse(&o))
+                .transpose()
+                .map_err(|e| CliError::Invalid(format!("bad --owner: {e}")))?;
+            let mut keys = store.list_keys().await?;
+            keys.retain(|k| owner.is_none() || k.owner == owner);
             if !json {
                 println!(
                     "{:<16}  {:<8}  {:<20}  {:<20}  {:<20}  SCOPES",
@@ -92,24 +114,6 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
     Ok(())
 }
 
-/// Creates and stores a new key; also used for the server's starter key.
-pub async fn create(
-    store: &dyn Store,
-    name: &str,
-    scopes: Scopes,
-    now: u64,
-    expires_at: Option<u64>,
-) -> Result<(ApiKey, KeyRecord), CliError> {
-    let key = ApiKey::generate().map_err(|e| CliError::Failed(format!("no randomness: {e}")))?;
-    let record = KeyRecord::new(&key, name, scopes, now, expires_at);
-    if !store.create_key(&record).await? {
-        return Err(CliError::Failed(
-            "key id collision; run the command again".into(),
-        ));
-    }
-    Ok((key, record))
-}
-
 /// The record of an existing key id given on the command line.
 pub async fn existing(store: &dyn Store, id: &str) -> Result<KeyRecord, CliError> {
     let key_id = KeyId::parse(id)
@@ -154,6 +158,8 @@ fn print_key(record: &KeyRecord, now: u64, json: bool) {
             "status": status,
             "created_at": record.created_at,
             "expires_at": record.expires_at,
+            "owner": record.owner,
+            "meta": record.meta,
         });
         println!("{body}");
     } else {

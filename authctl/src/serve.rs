@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use auth_shared::App;
 use auth_shared::config::{self, TokenPolicy};
+use auth_shared::domain::admin::{self, NewKey};
 use auth_shared::domain::clock::{Clock, SystemClock};
 use auth_shared::domain::scope::Scopes;
 use auth_shared::http::body::MAX_BODY_BYTES;
@@ -39,7 +40,6 @@ use tokio::time::Instant;
 
 use crate::cli::{BackendArgs, ServeArgs};
 use crate::error::CliError;
-use crate::keys;
 use connection::{ConnectionClock, Limits, Watched};
 use host::{Hosts, Refusal};
 
@@ -154,16 +154,17 @@ async fn app(backend: &BackendArgs, addr: SocketAddr) -> Result<App, CliError> {
 
 async fn starter_key(app: &App, addr: SocketAddr) -> Result<(), CliError> {
     let scopes = Scopes::parse("read write").map_err(|e| CliError::Failed(e.to_string()))?;
-    let (key, _) = keys::create(
-        app.store.as_ref(),
-        "starter",
+    let new = NewKey {
+        name: "starter".into(),
         scopes,
-        SystemClock
-            .now()
-            .map_err(|e| CliError::Failed(e.to_string()))?,
-        None,
-    )
-    .await?;
+        owner: None,
+        meta: None,
+        expires_at: None,
+    };
+    let now = SystemClock
+        .now()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let (key, _) = admin::create(app.store.as_ref(), new, now).await?;
     let key = key.expose();
     let key = key.expose_secret();
     let base = format!("http://{addr}");

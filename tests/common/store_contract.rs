@@ -4,6 +4,7 @@
 //! SQLite in the fast layer, DynamoDB in the AWS layer.
 
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use auth_shared::domain::owner::{Meta, Owner};
 use auth_shared::domain::scope::Scopes;
 use auth_shared::domain::session_id::SessionId;
 use auth_shared::domain::store::{SessionRecord, SessionTimes, StoredToken};
@@ -110,6 +111,32 @@ async fn keys_are_created_once_read_back_saved_and_listed_in_creation_order() {
             listed,
             vec![at_version(&revoked, 2), at_version(&second, 1)],
             "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_keys_owner_metadata_and_last_use_are_kept_exactly() {
+    for (name, store, _dir) in crate::backend::stores().await {
+        let mut record = key("owned", 10);
+        record.owner = Some(Owner::parse("acme:42").unwrap());
+        let meta = serde_json::json!({
+            "plan": "pro", "n": 12345678901_u64, "ratio": 0.25, "on": true,
+            "none": null, "list": [1, "two", {"three": 3}], "nested": {"a": {"b": "c"}},
+        });
+        record.meta = Some(Meta::new(meta).unwrap());
+        record.last_used_at = Some(1_700_000_000);
+        assert!(store.create_key(&record).await.unwrap(), "{name}");
+        let stored = store.key(&record.id).await.unwrap().unwrap();
+        assert_eq!(stored, at_version(&record, 1), "{name}");
+        let mut cleared = stored.clone();
+        cleared.meta = None;
+        cleared.owner = None;
+        assert!(store.save_key(&cleared).await.unwrap(), "{name}");
+        assert_eq!(
+            store.key(&record.id).await.unwrap(),
+            Some(at_version(&cleared, 2)),
+            "{name}: cleared fields stay cleared"
         );
     }
 }

@@ -20,6 +20,7 @@ mod login;
 mod logs;
 mod oauth;
 mod openapi;
+mod owner;
 mod revoke;
 mod smoke;
 mod sqlite;

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use auth_shared::App;
 use auth_shared::config::TokenPolicy;
-use auth_shared::domain::api_key::{ApiKey, KeyRecord};
+use auth_shared::domain::admin::{self, NewKey};
+use auth_shared::domain::owner::{Meta, Owner};
+
 use auth_shared::domain::clock::ManualClock;
 use auth_shared::domain::keyring::{KeyRing, KeySet, SigningKey, StaticKeySource};
 use auth_shared::domain::scope::Scopes;
@@ -154,15 +156,33 @@ impl TestApp {
 
     /// Creates an API key that expires at `expires_at`.
     pub async fn create_key_expiring(&self, scopes: &str, expires_at: Option<u64>) -> String {
-        let key = ApiKey::generate().unwrap();
-        let record = KeyRecord::new(
-            &key,
-            "test",
-            Scopes::parse(scopes).unwrap(),
-            self.clock.seconds(),
+        self.create_key_with(NewKey {
+            name: "test".into(),
+            scopes: Scopes::parse(scopes).unwrap(),
+            owner: None,
+            meta: None,
             expires_at,
-        );
-        assert!(self.app.store.create_key(&record).await.unwrap());
+        })
+        .await
+    }
+
+    /// Creates an API key of an owner, with metadata.
+    pub async fn create_owned_key(&self, scopes: &str, owner: &str, meta: Value) -> String {
+        self.create_key_with(NewKey {
+            name: "test".into(),
+            scopes: Scopes::parse(scopes).unwrap(),
+            owner: Some(Owner::parse(owner).unwrap()),
+            meta: Some(Meta::new(meta).unwrap()),
+            expires_at: None,
+        })
+        .await
+    }
+
+    /// Creates `new` as key administration does, and returns the key.
+    pub async fn create_key_with(&self, new: NewKey) -> String {
+        let (key, _) = admin::create(self.store(), new, self.clock.seconds())
+            .await
+            .unwrap();
         key.expose().expose_secret().to_owned()
     }
 

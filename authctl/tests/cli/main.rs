@@ -25,7 +25,8 @@ use serde_json::{Value, json};
 
 use cases::{
     EXIT_CODES, a_forced_rotation_warns_what_it_breaks, a_second_rotation_is_refused_until,
-    bad_input_is_refused, keys_and_sessions_are_managed, str_of,
+    bad_input_is_refused, keys_and_sessions_are_managed,
+    owners_and_metadata_are_kept_and_listed_by_owner, str_of,
 };
 use support::{Authctl, Run, authctl_path, output};
 
@@ -270,4 +271,9 @@ fn the_signing_key_file_is_private() {
     assert_eq!(mode & 0o777, 0o600);
     let keys: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert!(str_of(&keys["current"], "key").len() >= 64, "256 bits, hex");
+}
+
+#[test]
+fn owners_and_metadata_are_kept_and_listed_by_owner_on_the_embedded_store() {
+    owners_and_metadata_are_kept_and_listed_by_owner(&Authctl::embedded());
 }

@@ -203,6 +203,28 @@ pub fn bad_input_is_refused(authctl: &Authctl) {
             2,
             "the following required arguments were not provided",
         ),
+        (
+            &[
+                "keys", "create", "--name", "x", "--scopes", "read", "--owner", "a b",
+            ],
+            1,
+            "bad --owner: owner must be 1-128 of A-Z a-z 0-9 . _ : @ -",
+        ),
+        (
+            &[
+                "keys", "create", "--name", "x", "--scopes", "read", "--meta", "[1]",
+            ],
+            1,
+            "bad --meta: meta must be a JSON object",
+        ),
+        (
+            &[
+                "keys", "create", "--name", "x", "--scopes", "read", "--meta", "{",
+            ],
+            1,
+            "bad --meta",
+        ),
+        (&["keys", "list", "--owner", ""], 1, "bad --owner"),
         (&["keys", "frobnicate"], 2, "unrecognized subcommand"),
         (&["serve", "--addr", "localhost"], 2, "invalid value"),
     ];
@@ -216,6 +238,51 @@ pub fn bad_input_is_refused(authctl: &Authctl) {
     authctl
         .run(&["sessions", "revoke", &id, "no spaces"])
         .fails(1, "session");
+}
+
+/// A key made with an owner and metadata keeps both, shows them, and is
+/// listed by its owner alone.
+pub fn owners_and_metadata_are_kept_and_listed_by_owner(authctl: &Authctl) {
+    let acme = authctl
+        .ok(&[
+            "keys",
+            "create",
+            "--name",
+            "a",
+            "--scopes",
+            "read",
+            "--owner",
+            "acme:42",
+            "--meta",
+            r#"{"plan": "pro", "region": "eu"}"#,
+            "--json",
+        ])
+        .json();
+    let other = authctl.create_key("b", "read");
+    let id = str_of(&acme, "key_id");
+    let shown = authctl.ok(&["keys", "show", id, "--json"]).json();
+    assert_eq!(shown["owner"], "acme:42", "{shown}");
+    assert_eq!(
+        shown["meta"],
+        json!({"plan": "pro", "region": "eu"}),
+        "{shown}"
+    );
+    let listed = authctl.ok(&["keys", "list", "--owner", "acme:42", "--json"]);
+    let ids: Vec<String> = listed
+        .stdout
+        .lines()
+        .map(|l| str_of(&serde_json::from_str(l).unwrap(), "key_id").to_owned())
+        .collect();
+    assert_eq!(ids, [id.to_owned()], "only acme's key: {listed:?}");
+    let all = authctl.ok(&["keys", "list", "--json"]);
+    assert!(all.stdout.contains(str_of(&other, "key_id")), "{all:?}");
+    let unowned = authctl
+        .ok(&["keys", "show", str_of(&other, "key_id"), "--json"])
+        .json();
+    assert_eq!(
+        (&unowned["owner"], &unowned["meta"]),
+        (&Value::Null, &Value::Null)
+    );
 }
 
 /// A second rotation this soon is refused with exit 1, saying when it may run.

@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::domain::scope::Scopes;
-use crate::domain::token::{Claims, TokenError};
+use crate::domain::token::TokenError;
 use crate::domain::verify::{self, Verified};
 use crate::domain::{App, Error};
 use crate::telemetry::{Audit, RequestLine};
@@ -145,9 +145,9 @@ impl Authorizer {
         };
         let required = (!required.is_empty()).then(|| required.to_string());
         match verify::verify(&self.app, bearer(authorization), required.as_deref(), audit).await {
-            Ok(Verified { claims, .. }) => {
+            Ok(verified) => {
                 log.outcome = "allow";
-                let context = Some(AuthContext::from(&claims));
+                let context = Some(AuthContext::from(&verified));
                 (
                     Ok(AuthorizerResponse::Simple(SimpleResponse {
                         is_authorized: true,
@@ -175,7 +175,7 @@ impl Authorizer {
     ) -> (Result<AuthorizerResponse, AuthorizerError>, Outcome) {
         let mut log = Outcome::new(event.shape.kind());
         log.route = Some(event.method_arn.route());
-        let (claims, held) = match self.claims(event.authorization.as_deref(), audit).await {
+        let (verified, held) = match self.claims(event.authorization.as_deref(), audit).await {
             Ok(found) => found,
             Err(e) => {
                 let (outcome, error) = match &e {
@@ -218,29 +218,28 @@ impl Authorizer {
         log.allowed_routes = Some(allowed);
         (
             Ok(AuthorizerResponse::Policy(PolicyResponse {
-                principal_id: claims.sub.clone(),
+                principal_id: verified.claims.sub.clone(),
                 policy_document,
-                context: Some(AuthContext::from(&claims)),
+                context: Some(AuthContext::from(&verified)),
             })),
             log,
         )
     }
 
-    /// The claims of a valid token in `authorization`, and the scopes it holds.
+    /// A valid token in `authorization`, and the scopes it holds.
     async fn claims(
         &self,
         authorization: Option<&str>,
         audit: &mut Audit,
-    ) -> Result<(Claims, Scopes), Error> {
-        let claims = verify::verify(&self.app, bearer(authorization), None, audit)
-            .await?
-            .claims;
-        let held = if claims.scope.is_empty() {
+    ) -> Result<(Verified, Scopes), Error> {
+        let verified = verify::verify(&self.app, bearer(authorization), None, audit).await?;
+        let scope = &verified.claims.scope;
+        let held = if scope.is_empty() {
             Ok(Scopes::default())
         } else {
-            Scopes::parse(&claims.scope)
+            Scopes::parse(scope)
         };
         let held = held.map_err(|_| Error::InvalidToken(TokenError::Claims))?;
-        Ok((claims, held))
+        Ok((verified, held))
     }
 }

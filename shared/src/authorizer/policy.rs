@@ -21,7 +21,7 @@
 use serde::Serialize;
 
 use crate::domain::scope::Scopes;
-use crate::domain::token::Claims;
+use crate::domain::verify::Verified;
 
 use super::event::{MethodArn, RequestRoute};
 use super::routes::{Coverage, RouteScopes};
@@ -37,15 +37,23 @@ pub struct AuthContext {
     pub scope: String,
     /// The token id.
     pub jti: String,
+    /// The key's owner, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The key's metadata as JSON text (context values are scalars), when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<String>,
 }
 
-impl From<&Claims> for AuthContext {
-    fn from(claims: &Claims) -> Self {
+impl From<&Verified> for AuthContext {
+    fn from(v: &Verified) -> Self {
         Self {
-            sub: claims.sub.clone(),
-            session_id: claims.sid.clone(),
-            scope: claims.scope.clone(),
-            jti: claims.jti.clone(),
+            sub: v.claims.sub.clone(),
+            session_id: v.claims.sid.clone(),
+            scope: v.claims.scope.clone(),
+            jti: v.claims.jti.clone(),
+            owner: v.owner.as_ref().map(|o| o.to_string()),
+            meta: v.meta.as_ref().map(|m| m.to_json()),
         }
     }
 }

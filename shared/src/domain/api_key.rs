@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
+use crate::domain::owner::{Meta, Owner};
 use crate::domain::scope::Scopes;
 
 /// The recognisable prefix of every API key.
@@ -231,8 +232,14 @@ impl<'de> Deserialize<'de> for KeyStatus {
 pub struct KeyRecord {
     /// Public id.
     pub id: KeyId,
-    /// Owner's label.
+    /// A label for people.
     pub name: String,
+    /// The provider's customer the key belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// What the provider wants back on every verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
     /// Scopes tokens of this key may carry.
     pub scopes: Scopes,
     /// Active or revoked.
@@ -244,6 +251,9 @@ pub struct KeyRecord {
     pub expires_at: Option<u64>,
     /// Hash of the current secret.
     pub secret_hash: SecretHash,
+    /// Unix seconds of the last login or verify, to the hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<u64>,
     /// Hash of the secret replaced by the last rotation, and until when it
     /// still works (stored as `prev_secret_hash` and `prev_secret_until`).
     #[serde(flatten, with = "previous_secret")]
@@ -271,11 +281,14 @@ impl KeyRecord {
         Self {
             id: key.id().clone(),
             name: name.to_owned(),
+            owner: None,
+            meta: None,
             scopes,
             status: KeyStatus::Active,
             created_at: now,
             expires_at,
             secret_hash: key.hash(),
+            last_used_at: None,
             previous_secret: None,
             sessions_revoked_before: 0,
             version: 0,

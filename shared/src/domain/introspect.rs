@@ -19,7 +19,7 @@ use crate::telemetry::Audit;
 #[derive(Debug)]
 pub enum Introspection {
     /// The token is valid now.
-    Active(Verified),
+    Active(Box<Verified>),
     /// Anything else: expired, revoked, forged, malformed or unknown. RFC
     /// 7662 §2.2 gives such a token no more detail.
     Inactive,
@@ -61,7 +61,7 @@ pub async fn introspect(
         None => Err(TokenError::Revoked.into()),
     });
     match verified {
-        Ok(v) => Ok(Introspection::Active(v)),
+        Ok(v) => Ok(Introspection::Active(Box::new(v))),
         Err(Error::InvalidToken(_)) => Ok(Introspection::Inactive),
         Err(e) => Err(e),
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod introspect;
 pub mod keyring;
 pub mod login;
+pub mod owner;
 pub mod revoke;
 pub mod rotation;
 pub mod scope;

@@ -10,6 +10,7 @@
 use crate::domain::Error;
 use crate::domain::api_key::KeyId;
 use crate::domain::app::App;
+use crate::domain::owner::{Meta, Owner};
 use crate::domain::scope::Scopes;
 use crate::domain::session_id::SessionId;
 use crate::domain::store::KeyAndSession;
@@ -23,6 +24,10 @@ pub struct Verified {
     pub claims: Claims,
     /// Seconds until it expires.
     pub expires_in: u64,
+    /// The owner of its key, when the key has one.
+    pub owner: Option<Owner>,
+    /// Its key's metadata, when set.
+    pub meta: Option<Meta>,
 }
 
 /// Verifies `token` and, when given, that it holds every scope of `required`.
@@ -75,9 +80,9 @@ pub fn backed(
         }
         _ => false,
     };
-    if !live {
+    let Some(record) = record.filter(|_| live) else {
         return Err(TokenError::Revoked.into());
-    }
+    };
     if let Some(required) = required
         && !required.is_subset(&held)
     {
@@ -86,6 +91,8 @@ pub fn backed(
     Ok(Verified {
         expires_in: claims.exp.saturating_sub(now),
         claims,
+        owner: record.owner,
+        meta: record.meta,
     })
 }
 

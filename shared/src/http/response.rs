@@ -39,6 +39,12 @@ pub fn verified_body(v: &Verified) -> Map<String, Value> {
     body.insert("iat".into(), json!(c.iat));
     body.insert("exp".into(), json!(c.exp));
     body.insert("expires_in".into(), json!(v.expires_in));
+    if let Some(owner) = &v.owner {
+        body.insert("owner".into(), json!(owner));
+    }
+    if let Some(meta) = &v.meta {
+        body.insert("meta".into(), json!(meta));
+    }
     body
 }
 
