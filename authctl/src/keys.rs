@@ -4,6 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use auth_shared::domain::admin::{self, NewKey, RotateError};
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use auth_shared::domain::audit::{Actor, Origin};
 use auth_shared::domain::clock::{Clock, SystemClock};
 use auth_shared::domain::owner::{Meta, Owner};
 use auth_shared::domain::scope::Scopes;
@@ -50,7 +51,7 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
                 meta,
                 expires_at: expires_in.map(|d| now.saturating_add(d.as_secs())),
             };
-            let (key, record) = admin::create(store.as_ref(), new, now).await?;
+            let (key, record) = admin::create(store.as_ref(), new, &operator(), now_ms).await?;
             print_new_key(&key, &record, json, "Created");
         }
         KeysCommand::List { owner, json } => {
@@ -75,7 +76,7 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
         }
         KeysCommand::Revoke { id } => {
             let record = existing(store.as_ref(), &id).await?;
-            let updated = admin::update_from(store.as_ref(), record, |r| {
+            let updated = admin::update_from(store.as_ref(), record, &operator(), now_ms, |r| {
                 admin::revoke(r);
                 Ok::<_, CliError>(())
             })
@@ -90,7 +91,7 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
             let record = existing(store.as_ref(), &id).await?;
             let key = ApiKey::regenerate(&record.id)
                 .map_err(|e| CliError::Failed(format!("no randomness: {e}")))?;
-            let rotated = admin::update_from(store.as_ref(), record, |r| {
+            let rotated = admin::update_from(store.as_ref(), record, &operator(), now_ms, |r| {
                 admin::rotate(r, &key, now, grace.as_secs()).map_err(|e| match e {
                     RotateError::Revoked => {
                         CliError::Failed(format!("key {id} is revoked; create a new key instead"))
@@ -112,6 +113,21 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
         }
     }
     Ok(())
+}
+
+/// The person running `authctl`, as `user@host`, for the audit trail.
+pub fn operator() -> Origin {
+    let user = ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    Origin::of(Actor::cli(format!("{user}@{host}")))
 }
 
 /// The record of an existing key id given on the command line.

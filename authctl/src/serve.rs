@@ -40,6 +40,7 @@ use tokio::time::Instant;
 
 use crate::cli::{BackendArgs, ServeArgs};
 use crate::error::CliError;
+use crate::keys;
 use connection::{ConnectionClock, Limits, Watched};
 use host::{Hosts, Refusal};
 
@@ -161,10 +162,10 @@ async fn starter_key(app: &App, addr: SocketAddr) -> Result<(), CliError> {
         meta: None,
         expires_at: None,
     };
-    let now = SystemClock
-        .now()
+    let now_ms = SystemClock
+        .now_ms()
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    let (key, _) = admin::create(app.store.as_ref(), new, now).await?;
+    let (key, _) = admin::create(app.store.as_ref(), new, &keys::operator(), now_ms).await?;
     let key = key.expose();
     let key = key.expose_secret();
     let base = format!("http://{addr}");

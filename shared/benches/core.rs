@@ -18,7 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use auth_shared::App;
 use auth_shared::config::TokenPolicy;
+use auth_shared::domain::admin::{self, NewKey};
 use auth_shared::domain::api_key::{ApiKey, KeyRecord};
+use auth_shared::domain::audit::{Actor, Origin};
 use auth_shared::domain::clock::{Clock, SystemClock};
 use auth_shared::domain::keyring::{KeySet, SigningKey, StaticKeySource};
 use auth_shared::domain::login::{self, LoginRequest};
@@ -144,17 +146,21 @@ fn embedded_app(rt: &tokio::runtime::Runtime) -> (App, String, tempfile::TempDir
         Duration::from_secs(300),
         Arc::new(SystemClock),
     );
-    let key = ApiKey::generate().expect("OS randomness");
-    let record = KeyRecord::new(
-        &key,
-        "bench",
-        scopes(),
-        SystemClock.now().expect("a sane clock"),
-        None,
-    );
-    rt.block_on(async {
-        assert!(app.store.create_key(&record).await.expect("writes"));
+    let new = NewKey {
+        name: "bench".into(),
+        scopes: scopes(),
+        owner: None,
+        meta: None,
+        expires_at: None,
+    };
+    let origin = Origin::of(Actor::cli("bench@host"));
+    let now_ms = SystemClock.now_ms().expect("a sane clock");
+    let key = rt.block_on(async {
+        let (key, _) = admin::create(app.store.as_ref(), new, &origin, now_ms)
+            .await
+            .expect("writes");
         app.keys.keys().await.expect("warm key ring");
+        key
     });
     (app, key.expose().expose_secret().to_owned(), dir)
 }

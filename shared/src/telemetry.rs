@@ -85,6 +85,8 @@ pub struct Audit {
     pub key_id: Option<String>,
     /// The session id (`sid`).
     pub session_id: Option<String>,
+    /// The request's id, for the audit events a change writes.
+    pub request_id: Option<String>,
 }
 
 /// The one log line of a request (HTTP) or a call (authorizer), written the

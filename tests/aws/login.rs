@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord};
+use auth_shared::domain::audit::AuditEvent;
 use auth_shared::domain::session_id::SessionId;
 use auth_shared::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 use auth_tests::aws::AwsTestApp;
@@ -92,14 +93,20 @@ impl Store for AtomicPuts {
         self.inner.key(key)
     }
 
-    fn create_key<'a, 'b, 't>(&'a self, record: &'b KeyRecord) -> Fut<'t, bool>
-    where 'a: 't, 'b: 't, Self: 't {
-        self.inner.create_key(record)
+    fn create_key<'a, 'b, 'c, 't>(&'a self, record: &'b KeyRecord, event: &'c AuditEvent) -> Fut<'t, bool>
+    where 'a: 't, 'b: 't, 'c: 't, Self: 't {
+        self.inner.create_key(record, event)
     }
 
-    fn save_key<'a, 'b, 't>(&'a self, record: &'b KeyRecord) -> Fut<'t, bool>
-    where 'a: 't, 'b: 't, Self: 't {
-        self.inner.save_key(record)
+    fn save_key<'a, 'b, 'c, 't>(&'a self, record: &'b KeyRecord, event: &'c AuditEvent) -> Fut<'t, bool>
+    where 'a: 't, 'b: 't, 'c: 't, Self: 't {
+        self.inner.save_key(record, event)
+    }
+
+    fn key_events<'a, 'b, 'c, 't>(&'a self, key: &'b KeyId, before: Option<&'c str>, limit: usize)
+        -> Fut<'t, Vec<AuditEvent>>
+    where 'a: 't, 'b: 't, 'c: 't, Self: 't {
+        self.inner.key_events(key, before, limit)
     }
 
     fn list_keys<'a, 't>(&'a self) -> Fut<'t, Vec<KeyRecord>>
@@ -164,7 +171,11 @@ async fn the_table_never_holds_the_api_key_its_secret_or_a_token_only_the_secret
         .unwrap()
         .items
         .unwrap();
-    assert_eq!(items.len(), 3, "the key and two sessions: {items:?}");
+    assert_eq!(
+        items.len(),
+        4,
+        "the key, its creation event and two sessions: {items:?}"
+    );
 
     let mut secrets = vec![key.as_str(), key_secret(&key)];
     for token in [&first, &successor, &other] {

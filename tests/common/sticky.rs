@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use auth_shared::config::TokenPolicy;
 use auth_shared::domain::admin::{self, RotateError};
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use auth_shared::domain::audit::AuditEvent;
 use auth_shared::domain::session_id::SessionId;
 use auth_shared::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 use auth_shared::domain::token::TokenError;
@@ -111,19 +112,33 @@ impl Store for RevokeBeforeFirstSave {
     async fn key(&self, k: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         self.inner.key(k).await
     }
-    async fn create_key(&self, r: &KeyRecord) -> Result<bool, StoreError> {
-        self.inner.create_key(r).await
+    async fn create_key(&self, r: &KeyRecord, e: &AuditEvent) -> Result<bool, StoreError> {
+        self.inner.create_key(r, e).await
     }
-    async fn save_key(&self, r: &KeyRecord) -> Result<bool, StoreError> {
+    async fn save_key(&self, r: &KeyRecord, e: &AuditEvent) -> Result<bool, StoreError> {
         if self.armed.swap(false, Ordering::SeqCst) {
-            let revoked = admin::update(self.inner.as_ref(), &r.id, |k| {
-                admin::revoke(k);
-                Ok::<_, StoreError>(())
-            })
+            let revoked = admin::update(
+                self.inner.as_ref(),
+                &r.id,
+                &auth_tests::origin(),
+                auth_tests::now_ms(),
+                |k| {
+                    admin::revoke(k);
+                    Ok::<_, StoreError>(())
+                },
+            )
             .await?;
             assert!(revoked.is_some_and(|u| u.changed()));
         }
-        self.inner.save_key(r).await
+        self.inner.save_key(r, e).await
+    }
+    async fn key_events(
+        &self,
+        k: &KeyId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.key_events(k, before, limit).await
     }
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.inner.list_keys().await
@@ -141,7 +156,14 @@ async fn a_rotation_racing_a_revoke_never_brings_the_key_back() {
         };
         let fresh = ApiKey::regenerate(&id).unwrap();
         let now = t.clock.seconds();
-        let rotated = admin::update(&store, &id, |r| admin::rotate(r, &fresh, now, 3600)).await;
+        let rotated = admin::update(
+            &store,
+            &id,
+            &auth_tests::origin(),
+            auth_tests::now_ms(),
+            |r| admin::rotate(r, &fresh, now, 3600),
+        )
+        .await;
         assert!(
             matches!(rotated, Err(RotateError::Revoked)),
             "{name}: the rotation read the key before the revoke and must lose: {rotated:?}"
@@ -165,11 +187,17 @@ async fn no_change_can_make_a_revoked_key_active_again() {
             .revoke(json!({"api_key": key, "revoke_api_key": true}))
             .await;
         assert_eq!(r.status, 200, "{name}");
-        let updated = admin::update(t.store(), &key_id(&key), |r| {
-            r.status = KeyStatus::Active;
-            r.sessions_revoked_before = 0;
-            Ok::<_, StoreError>(())
-        })
+        let updated = admin::update(
+            t.store(),
+            &key_id(&key),
+            &auth_tests::origin(),
+            auth_tests::now_ms(),
+            |r| {
+                r.status = KeyStatus::Active;
+                r.sessions_revoked_before = 0;
+                Ok::<_, StoreError>(())
+            },
+        )
         .await
         .unwrap()
         .unwrap();

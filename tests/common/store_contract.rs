@@ -4,6 +4,7 @@
 //! SQLite in the fast layer, DynamoDB in the AWS layer.
 
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use auth_shared::domain::audit::AuditEvent;
 use auth_shared::domain::owner::{Meta, Owner};
 use auth_shared::domain::scope::Scopes;
 use auth_shared::domain::session_id::SessionId;
@@ -82,10 +83,25 @@ async fn keys_are_created_once_read_back_saved_and_listed_in_creation_order() {
     for (name, store, _dir) in crate::backend::stores().await {
         let first = key("first", 10);
         let second = key("second", 20);
-        assert!(store.create_key(&second).await.unwrap(), "{name}");
-        assert!(store.create_key(&first).await.unwrap(), "{name}");
         assert!(
-            !store.create_key(&first).await.unwrap(),
+            store
+                .create_key(&second, &auth_tests::event(&second))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            store
+                .create_key(&first, &auth_tests::event(&first))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store
+                .create_key(&first, &auth_tests::event(&first))
+                .await
+                .unwrap(),
             "{name}: an id is created once"
         );
         let stored = store.key(&first.id).await.unwrap().unwrap();
@@ -95,14 +111,23 @@ async fn keys_are_created_once_read_back_saved_and_listed_in_creation_order() {
         revoked.status = KeyStatus::Revoked;
         revoked.sessions_revoked_before = 1_700_000_000_123;
         revoked.rotate(&ApiKey::regenerate(&first.id).unwrap(), 50, 60);
-        assert!(store.save_key(&revoked).await.unwrap(), "{name}");
+        assert!(
+            store
+                .save_key(&revoked, &auth_tests::event(&revoked))
+                .await
+                .unwrap(),
+            "{name}"
+        );
         assert_eq!(
             store.key(&first.id).await.unwrap(),
             Some(at_version(&revoked, 2)),
             "{name}"
         );
         assert!(
-            !store.save_key(&key("ghost", 1)).await.unwrap(),
+            !store
+                .save_key(&key("ghost", 1), &auth_tests::event(&key("ghost", 1)))
+                .await
+                .unwrap(),
             "{name}: save needs an existing key"
         );
 
@@ -126,13 +151,25 @@ async fn a_keys_owner_metadata_and_last_use_are_kept_exactly() {
         });
         record.meta = Some(Meta::new(meta).unwrap());
         record.last_used_at = Some(1_700_000_000);
-        assert!(store.create_key(&record).await.unwrap(), "{name}");
+        assert!(
+            store
+                .create_key(&record, &auth_tests::event(&record))
+                .await
+                .unwrap(),
+            "{name}"
+        );
         let stored = store.key(&record.id).await.unwrap().unwrap();
         assert_eq!(stored, at_version(&record, 1), "{name}");
         let mut cleared = stored.clone();
         cleared.meta = None;
         cleared.owner = None;
-        assert!(store.save_key(&cleared).await.unwrap(), "{name}");
+        assert!(
+            store
+                .save_key(&cleared, &auth_tests::event(&cleared))
+                .await
+                .unwrap(),
+            "{name}"
+        );
         assert_eq!(
             store.key(&record.id).await.unwrap(),
             Some(at_version(&cleared, 2)),
@@ -141,19 +178,101 @@ async fn a_keys_owner_metadata_and_last_use_are_kept_exactly() {
     }
 }
 
+/// An event of `record`'s change at `time_ms`, by the tests.
+fn event_at(record: &KeyRecord, time_ms: u64) -> AuditEvent {
+    AuditEvent::of_change(None, record, &auth_tests::origin(), time_ms, 400).unwrap()
+}
+
+#[tokio::test]
+async fn a_key_write_and_its_event_land_together_or_not_at_all() {
+    for (name, store, _dir) in crate::backend::stores().await {
+        let k = key("k", 10);
+        let created = event_at(&k, 1_000);
+        assert!(store.create_key(&k, &created).await.unwrap(), "{name}");
+        assert!(
+            !store.create_key(&k, &event_at(&k, 2_000)).await.unwrap(),
+            "{name}: a taken id"
+        );
+        let stale = k.clone();
+        let mut renamed = at_version(&k, 1);
+        renamed.name = "renamed".into();
+        let saved = event_at(&renamed, 3_000);
+        assert!(store.save_key(&renamed, &saved).await.unwrap(), "{name}");
+        assert!(
+            !store
+                .save_key(&stale, &event_at(&stale, 4_000))
+                .await
+                .unwrap(),
+            "{name}: a stale write"
+        );
+        let events = store.key_events(&k.id, None, 10).await.unwrap();
+        assert_eq!(
+            events,
+            vec![saved, created],
+            "{name}: the events of the writes that landed, newest first, and no others"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_keys_events_are_paged_newest_first_and_no_other_keys_are_among_them() {
+    for (name, store, _dir) in crate::backend::stores().await {
+        let k = key("k", 10);
+        let other = key("other", 10);
+        assert!(
+            store
+                .create_key(&other, &event_at(&other, 500))
+                .await
+                .unwrap()
+        );
+        let mut written = vec![event_at(&k, 1_000)];
+        assert!(store.create_key(&k, &written[0]).await.unwrap(), "{name}");
+        let mut record = at_version(&k, 1);
+        for i in 1..5_u64 {
+            record.name = format!("n{i}");
+            let event = event_at(&record, 1_000 + i);
+            assert!(store.save_key(&record, &event).await.unwrap(), "{name}");
+            record.version += 1;
+            written.push(event);
+        }
+        written.reverse();
+        let first = store.key_events(&k.id, None, 2).await.unwrap();
+        assert_eq!(first, written[..2].to_vec(), "{name}");
+        let second = store
+            .key_events(&k.id, Some(&first[1].id), 2)
+            .await
+            .unwrap();
+        assert_eq!(second, written[2..4].to_vec(), "{name}");
+        let last = store
+            .key_events(&k.id, Some(&second[1].id), 2)
+            .await
+            .unwrap();
+        assert_eq!(last, written[4..].to_vec(), "{name}: the oldest, alone");
+    }
+}
+
 #[tokio::test]
 async fn a_key_write_from_a_stale_read_is_refused() {
     for (name, store, _dir) in crate::backend::stores().await {
         let k = key("k", 1);
-        store.create_key(&k).await.unwrap();
+        store.create_key(&k, &auth_tests::event(&k)).await.unwrap();
         let read = store.key(&k.id).await.unwrap().unwrap();
         let mut revoke = read.clone();
         revoke.status = KeyStatus::Revoked;
-        assert!(store.save_key(&revoke).await.unwrap(), "{name}");
+        assert!(
+            store
+                .save_key(&revoke, &auth_tests::event(&revoke))
+                .await
+                .unwrap(),
+            "{name}"
+        );
         let mut rotate = read.clone();
         rotate.rotate(&ApiKey::regenerate(&k.id).unwrap(), 50, 60);
         assert!(
-            !store.save_key(&rotate).await.unwrap(),
+            !store
+                .save_key(&rotate, &auth_tests::event(&rotate))
+                .await
+                .unwrap(),
             "{name}: a write built on version 1 lands on version 2"
         );
         assert_eq!(
@@ -168,13 +287,18 @@ async fn a_key_write_from_a_stale_read_is_refused() {
 async fn of_many_concurrent_writes_of_one_key_version_exactly_one_lands() {
     for (name, store, _dir) in crate::backend::stores().await {
         let k = key("k", 1);
-        store.create_key(&k).await.unwrap();
+        store.create_key(&k, &auth_tests::event(&k)).await.unwrap();
         let read = store.key(&k.id).await.unwrap().unwrap();
         let writers: Vec<_> = (0..16)
             .map(|i| {
                 let (store, mut record) = (store.clone(), read.clone());
                 record.name = format!("writer {i}");
-                tokio::spawn(async move { store.save_key(&record).await.unwrap() })
+                tokio::spawn(async move {
+                    store
+                        .save_key(&record, &auth_tests::event(&record))
+                        .await
+                        .unwrap()
+                })
             })
             .collect();
         let mut wins = 0;
@@ -200,7 +324,7 @@ async fn of_many_concurrent_writes_of_one_key_version_exactly_one_lands() {
 async fn a_session_write_is_a_compare_and_set_on_the_current_jti() {
     for (name, store, _dir) in crate::backend::stores().await {
         let k = key("k", 1);
-        store.create_key(&k).await.unwrap();
+        store.create_key(&k, &auth_tests::event(&k)).await.unwrap();
         let one = session(&k.id, "s", "j1", 10_000, None);
         assert!(store.put_session(&one, None).await.unwrap(), "{name}");
         assert!(
@@ -228,8 +352,14 @@ async fn a_session_write_is_a_compare_and_set_on_the_current_jti() {
 async fn a_callers_key_is_read_beside_another_keys_session() {
     for (name, store, _dir) in crate::backend::stores().await {
         let (caller, owner) = (key("caller", 1), key("owner", 2));
-        store.create_key(&caller).await.unwrap();
-        store.create_key(&owner).await.unwrap();
+        store
+            .create_key(&caller, &auth_tests::event(&caller))
+            .await
+            .unwrap();
+        store
+            .create_key(&owner, &auth_tests::event(&owner))
+            .await
+            .unwrap();
         let held = session(&owner.id, "s", "j1", 10_000, None);
         store.put_session(&held, None).await.unwrap();
 
@@ -373,7 +503,7 @@ async fn a_keys_sessions_are_listed_and_their_times_read_and_no_others() {
 async fn expired_records_are_returned_as_data_for_the_logic_to_judge() {
     for (name, store, _dir) in crate::backend::stores().await {
         let k = key("k", 1);
-        store.create_key(&k).await.unwrap();
+        store.create_key(&k, &auth_tests::event(&k)).await.unwrap();
         let old = session(&k.id, "s", "j", -10, None);
         store.put_session(&old, None).await.unwrap();
         let (record, stored) = store.key_and_session(&k.id, &sid("s")).await.unwrap();

@@ -272,7 +272,12 @@ async fn every_unusable_api_key_is_401_invalid_client_with_one_description() {
     let revoked_id = KeyId::parse(key_id(&revoked)).unwrap();
     let mut record = t.store().key(&revoked_id).await.unwrap().unwrap();
     record.status = KeyStatus::Revoked;
-    assert!(t.store().save_key(&record).await.unwrap());
+    assert!(
+        t.store()
+            .save_key(&record, &auth_tests::event(&record))
+            .await
+            .unwrap()
+    );
 
     let expired = t
         .create_key_expiring("read", Some(t.clock.seconds() + 60))
@@ -311,7 +316,12 @@ async fn a_rotated_api_keys_old_secret_logs_in_during_the_grace_period_and_not_a
     let new = ApiKey::regenerate(&id).unwrap();
     let mut record = t.store().key(&id).await.unwrap().unwrap();
     record.rotate(&new, t.clock.seconds(), 3600);
-    assert!(t.store().save_key(&record).await.unwrap());
+    assert!(
+        t.store()
+            .save_key(&record, &auth_tests::event(&record))
+            .await
+            .unwrap()
+    );
     let new = exposed(&new);
 
     let token = t.token(&old, "default").await;

@@ -303,3 +303,44 @@ async fn a_form_encoded_revoke_of_all_sessions_works() {
         assert_revoked(&t, token).await;
     }
 }
+
+#[tokio::test]
+async fn a_key_revoking_itself_leaves_an_audit_event_naming_it_and_the_request() {
+    let t = TestApp::spawn().await;
+    let key = t.create_key("read").await;
+    let id = KeyId::parse(key_id(&key)).unwrap();
+    let r = t
+        .revoke(json!({"api_key": key, "revoke_api_key": true}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let again = t
+        .revoke(json!({"api_key": key, "revoke_api_key": true}))
+        .await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    let events = t.store().key_events(&id, None, 10).await.unwrap();
+    let actions: Vec<String> = events
+        .iter()
+        .map(|e| {
+            serde_json::to_value(e.action)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        ["key.revoked", "key.created"],
+        "a repeat records nothing"
+    );
+    let revoked = &events[0];
+    assert_eq!(
+        serde_json::to_value(&revoked.actor).unwrap(),
+        json!({"kind": "key", "id": id.as_str(), "owner": null})
+    );
+    assert!(revoked.request_id.as_deref().is_some_and(|r| !r.is_empty()));
+    assert_eq!(
+        revoked.changes["status"],
+        json!({"old": "active", "new": "revoked"})
+    );
+}

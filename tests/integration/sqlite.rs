@@ -18,7 +18,7 @@ async fn sqlite_writes_reach_the_database_file_by_a_background_checkpoint() {
     let path = dir.path().join("auth.db");
     let store = SqliteStore::open(&path).unwrap();
     let k = key("k", 1);
-    store.create_key(&k).await.unwrap();
+    store.create_key(&k, &auth_tests::event(&k)).await.unwrap();
     let file_size = || std::fs::metadata(&path).unwrap().len();
     let before = file_size();
     for i in 0..500 {
@@ -48,7 +48,7 @@ async fn two_sqlite_stores_on_one_file_see_each_others_writes() {
         SqliteStore::open(&path).unwrap(),
     );
     let k = key("k", 1);
-    assert!(admin.create_key(&k).await.unwrap());
+    assert!(admin.create_key(&k, &auth_tests::event(&k)).await.unwrap());
     assert_eq!(server.key(&k.id).await.unwrap(), Some(at_version(&k, 1)));
     server
         .put_session(&session(&k.id, "s", "j1", 10_000, None), None)
@@ -125,7 +125,7 @@ async fn sqlite_keeps_its_wal_bounded_while_readers_never_stop_and_truncates_it_
     let limit = 1 << 20;
     let store = Arc::new(SqliteStore::open_with(&path, Options { wal_limit: limit }).unwrap());
     let k = key("k", 1);
-    store.create_key(&k).await.unwrap();
+    store.create_key(&k, &auth_tests::event(&k)).await.unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {
@@ -228,11 +228,17 @@ async fn sqlite_migrates_a_database_made_before_schema_versions() {
     let mut revoked = record.unwrap();
     revoked.status = KeyStatus::Revoked;
     assert!(
-        store.save_key(&revoked).await.unwrap(),
+        store
+            .save_key(&revoked, &auth_tests::event(&revoked))
+            .await
+            .unwrap(),
         "a versionless key saves once"
     );
     assert!(
-        !store.save_key(&revoked).await.unwrap(),
+        !store
+            .save_key(&revoked, &auth_tests::event(&revoked))
+            .await
+            .unwrap(),
         "and then is at version 1"
     );
     drop(store);
@@ -256,7 +262,12 @@ async fn on_one_sqlite_file_a_revoke_during_a_stream_of_rotations_is_never_undon
     let key = ApiKey::generate().unwrap();
     let scopes = auth_shared::domain::scope::Scopes::parse("read").unwrap();
     let record = KeyRecord::new(&key, "k", scopes, 1, None);
-    assert!(rotator.create_key(&record).await.unwrap());
+    assert!(
+        rotator
+            .create_key(&record, &auth_tests::event(&record))
+            .await
+            .unwrap()
+    );
     let id = key.id().clone();
     let (started, mut rotating) = tokio::sync::mpsc::channel::<()>(1);
     let rotations = {
@@ -265,9 +276,14 @@ async fn on_one_sqlite_file_a_revoke_during_a_stream_of_rotations_is_never_undon
             let mut landed = 0u32;
             loop {
                 let fresh = ApiKey::regenerate(&id).unwrap();
-                let rotated =
-                    admin::update(store.as_ref(), &id, |r| admin::rotate(r, &fresh, 10, 3600))
-                        .await;
+                let rotated = admin::update(
+                    store.as_ref(),
+                    &id,
+                    &auth_tests::origin(),
+                    auth_tests::now_ms(),
+                    |r| admin::rotate(r, &fresh, 10, 3600),
+                )
+                .await;
                 match rotated {
                     Ok(_) => landed += 1,
                     Err(RotateError::Revoked) => return landed,
@@ -278,10 +294,16 @@ async fn on_one_sqlite_file_a_revoke_during_a_stream_of_rotations_is_never_undon
         })
     };
     rotating.recv().await.unwrap();
-    let revoked = admin::update(&revoker, &id, |r| {
-        admin::revoke(r);
-        Ok::<_, StoreError>(())
-    })
+    let revoked = admin::update(
+        &revoker,
+        &id,
+        &auth_tests::origin(),
+        auth_tests::now_ms(),
+        |r| {
+            admin::revoke(r);
+            Ok::<_, StoreError>(())
+        },
+    )
     .await
     .unwrap()
     .unwrap();

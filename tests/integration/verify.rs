@@ -320,7 +320,12 @@ async fn a_token_is_refused_once_its_key_is_marked_revoked_even_if_its_session_r
     let id = KeyId::parse(key_id(&key)).unwrap();
     let mut record = t.store().key(&id).await.unwrap().unwrap();
     record.status = KeyStatus::Revoked;
-    assert!(t.store().save_key(&record).await.unwrap());
+    assert!(
+        t.store()
+            .save_key(&record, &auth_tests::event(&record))
+            .await
+            .unwrap()
+    );
     assert_eq!(t.store().list_sessions(&id).await.unwrap().len(), 1);
     assert_invalid_token(&t.verify(&token, None).await, TokenError::Revoked);
 }

@@ -27,9 +27,11 @@ use std::time::Duration;
 use auth_shared::App;
 use auth_shared::config::TokenPolicy;
 use auth_shared::domain::admin::{self, NewKey};
+use auth_shared::domain::api_key::KeyRecord;
+use auth_shared::domain::audit::{Actor, AuditEvent, Origin};
 use auth_shared::domain::owner::{Meta, Owner};
 
-use auth_shared::domain::clock::ManualClock;
+use auth_shared::domain::clock::{Clock, ManualClock};
 use auth_shared::domain::keyring::{KeyRing, KeySet, SigningKey, StaticKeySource};
 use auth_shared::domain::scope::Scopes;
 use auth_shared::domain::store::Store;
@@ -48,6 +50,21 @@ pub const ISSUER: &str = "https://auth.test";
 
 /// How long an app caches its signing keys, as deployed.
 pub const KEY_CACHE: Duration = Duration::from_secs(300);
+
+/// Where the tests' own key changes come from.
+pub fn origin() -> Origin {
+    Origin::of(Actor::cli("test@host"))
+}
+
+/// The event the tests' own write of `record` records, as if new.
+pub fn event(record: &KeyRecord) -> AuditEvent {
+    AuditEvent::of_change(None, record, &origin(), record.created_at * 1000, 400).unwrap()
+}
+
+/// The system clock in Unix milliseconds, for events of the tests' own writes.
+pub fn now_ms() -> u64 {
+    auth_shared::domain::clock::SystemClock.now_ms().unwrap()
+}
 
 /// A unique name for a table or secret.
 pub fn unique(prefix: &str) -> String {
@@ -180,7 +197,7 @@ impl TestApp {
 
     /// Creates `new` as key administration does, and returns the key.
     pub async fn create_key_with(&self, new: NewKey) -> String {
-        let (key, _) = admin::create(self.store(), new, self.clock.seconds())
+        let (key, _) = admin::create(self.store(), new, &origin(), self.clock.now_ms().unwrap())
             .await
             .unwrap();
         key.expose().expose_secret().to_owned()

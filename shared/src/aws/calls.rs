@@ -13,6 +13,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 /// Operations started per service (retries of one operation count once),
@@ -138,13 +139,29 @@ impl Intercept for Counter {
     // the operation's own configuration, its Metadata, is in the bag.
     fn read_before_serialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        match cfg.load::<Metadata>() {
-            Some(metadata) => self.record(metadata.service(), metadata.name()),
-            None => self.record(UNKNOWN, UNKNOWN),
+        // IAM has no action for a transaction: each of its writes needs the
+        // permission of the single-item call it stands for.
+        let transaction = context.input().downcast_ref::<TransactWriteItemsInput>();
+        match (cfg.load::<Metadata>(), transaction) {
+            (Some(metadata), Some(input)) => {
+                for item in input.transact_items() {
+                    let actions = [
+                        (item.put.is_some(), "PutItem"),
+                        (item.update.is_some(), "UpdateItem"),
+                        (item.delete.is_some(), "DeleteItem"),
+                        (item.condition_check.is_some(), "ConditionCheckItem"),
+                    ];
+                    for (_, action) in actions.iter().filter(|(used, _)| *used) {
+                        self.record(metadata.service(), action);
+                    }
+                }
+            }
+            (Some(metadata), None) => self.record(metadata.service(), metadata.name()),
+            (None, _) => self.record(UNKNOWN, UNKNOWN),
         }
         Ok(())
     }

@@ -17,12 +17,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    Put, ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    TransactWriteItem,
 };
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use crate::domain::api_key::{KeyId, KeyRecord};
+use crate::domain::audit::AuditEvent;
 use crate::domain::session_id::SessionId;
 use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 
@@ -270,23 +274,57 @@ impl Store for DynamoDbStore {
         out.item.as_ref().map(decode_key).transpose()
     }
 
-    async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        self.put_key(record, "attribute_not_exists(pk)", None).await
+    async fn create_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError> {
+        self.put_key(record, event, "attribute_not_exists(pk)", None)
+            .await
     }
 
-    async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+    async fn save_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError> {
         // Items written before versions existed have none: version 0.
         match record.version {
             0 => {
                 self.put_key(
                     record,
+                    event,
                     "attribute_exists(pk) AND attribute_not_exists(version)",
                     None,
                 )
                 .await
             }
-            v => self.put_key(record, "version = :v", Some(v)).await,
+            v => self.put_key(record, event, "version = :v", Some(v)).await,
         }
+    }
+
+    async fn key_events(
+        &self,
+        key: &KeyId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .expression_attribute_values(":pk", s(key_pk(key)));
+        // Event sort keys sort below every other item's of a key ("KEY",
+        // "SESSION#..."), so "below this event" needs no prefix check.
+        let request = match before {
+            None => request
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(EVENT_PREFIX)),
+            Some(id) => request
+                .key_condition_expression("pk = :pk AND sk < :before")
+                .expression_attribute_values(":before", s(format!("{EVENT_PREFIX}{id}"))),
+        };
+        let out = request.send().await.map_err(unavailable)?;
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .map(decode_event)
+            .collect()
     }
 
     async fn warm_up(&self) -> Result<(), StoreError> {
@@ -330,29 +368,54 @@ impl Store for DynamoDbStore {
 
 impl DynamoDbStore {
     /// Writes `record` at its next version under `condition`, which may
-    /// name the version read as `:v`.
+    /// name the version read as `:v`, and `event` beside it, in one
+    /// transaction: both land or neither.
     async fn put_key(
         &self,
         record: &KeyRecord,
+        event: &AuditEvent,
         condition: &str,
         read_version: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let request = self
-            .client
-            .put_item()
+        let key = Put::builder()
             .table_name(&self.table)
             .set_item(Some(encode_key(record)?))
-            .condition_expression(condition);
-        let request = match read_version {
-            None => request,
-            Some(v) => request.expression_attribute_values(":v", n(v)),
-        };
-        let result = request.send().await;
+            .condition_expression(condition)
+            .set_expression_attribute_values(
+                read_version.map(|v| HashMap::from([(":v".to_owned(), n(v))])),
+            )
+            .build()
+            .map_err(internal)?;
+        let event = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode_event(event)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(internal)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(key).build())
+            .transact_items(TransactWriteItem::builder().put(event).build())
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) if is_cancelled_by_a_condition(&e) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
+    }
+}
+
+/// Whether a transaction was refused because a condition failed (another
+/// write came first), rather than for a conflict or a fault.
+fn is_cancelled_by_a_condition(e: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+        _ => false,
     }
 }
 
@@ -446,6 +509,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 
 const KEY_SK: &str = "KEY";
 const SESSION_PREFIX: &str = "SESSION#";
+const EVENT_PREFIX: &str = "EVENT#";
 
 fn key_pk(key: &KeyId) -> String {
     format!("KEY#{key}")
@@ -528,6 +592,27 @@ fn encode_session(r: &SessionRecord) -> Result<Item, StoreError> {
     item.remove("sid");
     item.extend(primary(key_pk(&key), session_sk(&sid)));
     Ok(item)
+}
+
+/// An event item: the event's serde form under the key's `pk`, sorted by its id.
+fn encode_event(event: &AuditEvent) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(event).map_err(internal)?;
+    item.remove("key_id");
+    item.extend(primary(
+        key_pk(&event.key_id),
+        format!("{EVENT_PREFIX}{}", event.id),
+    ));
+    Ok(item)
+}
+
+fn decode_event(item: &Item) -> Result<AuditEvent, StoreError> {
+    let id = get_s(item, "pk")?
+        .strip_prefix("KEY#")
+        .ok_or_else(|| StoreError::Internal("event item with a bad pk".into()))?;
+    let mut fields = item.clone();
+    fields.insert("key_id".into(), s(id));
+    serde_dynamo::from_item(fields)
+        .map_err(|e| StoreError::Internal(format!("corrupt event item: {e}")))
 }
 
 fn decode_session(item: &Item) -> Result<SessionRecord, StoreError> {

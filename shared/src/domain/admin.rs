@@ -9,6 +9,7 @@
 //! revoke-all cutoff never moves back.
 
 use crate::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
+use crate::domain::audit::{AuditEvent, DEFAULT_RETENTION_DAYS, Origin};
 use crate::domain::owner::{Meta, Owner};
 use crate::domain::scope::Scopes;
 use crate::domain::store::{Store, StoreError};
@@ -53,8 +54,10 @@ pub enum CreateError {
 pub async fn create(
     store: &dyn Store,
     new: NewKey,
-    now: u64,
+    origin: &Origin,
+    now_ms: u64,
 ) -> Result<(ApiKey, KeyRecord), CreateError> {
+    let now = now_ms / 1000;
     if new.name.trim().is_empty() {
         return Err(CreateError::EmptyName);
     }
@@ -65,12 +68,18 @@ pub async fn create(
     let mut record = KeyRecord::new(&key, &new.name, new.scopes, now, new.expires_at);
     record.owner = new.owner;
     record.meta = new.meta;
-    if !store.create_key(&record).await? {
+    record.created_by = Some(origin.actor.clone());
+    let event = AuditEvent::of_change(None, &record, origin, now_ms, RETENTION_DAYS)
+        .ok_or_else(|| StoreError::Internal("a new key records no event".into()))?;
+    if !store.create_key(&record, &event).await? {
         return Err(CreateError::Collision);
     }
     // As stored: the write made it version 1.
     Ok((key, record.as_written().unwrap_or(record)))
 }
+
+/// How long the events of key changes are kept.
+const RETENTION_DAYS: u64 = DEFAULT_RETENTION_DAYS;
 
 /// Reads and conditional writes before a contended change gives up (503).
 const ATTEMPTS: usize = 8;
@@ -98,11 +107,15 @@ impl Updated {
 pub async fn update<E: From<StoreError>>(
     store: &dyn Store,
     id: &KeyId,
+    origin: &Origin,
+    now_ms: u64,
     change: impl FnMut(&mut KeyRecord) -> Result<(), E>,
 ) -> Result<Option<Updated>, E> {
     match store.key(id).await? {
         None => Ok(None),
-        Some(record) => update_from(store, record, change).await.map(Some),
+        Some(record) => update_from(store, record, origin, now_ms, change)
+            .await
+            .map(Some),
     }
 }
 
@@ -110,19 +123,24 @@ pub async fn update<E: From<StoreError>>(
 pub async fn update_from<E: From<StoreError>>(
     store: &dyn Store,
     mut before: KeyRecord,
+    origin: &Origin,
+    now_ms: u64,
     mut change: impl FnMut(&mut KeyRecord) -> Result<(), E>,
 ) -> Result<Updated, E> {
     for _ in 0..ATTEMPTS {
         let mut after = before.clone();
         change(&mut after)?;
         sticky(&before, &mut after);
-        if after == before {
+        // A change of nothing an event records is no change: no write, no event.
+        let Some(event) =
+            AuditEvent::of_change(Some(&before), &after, origin, now_ms, RETENTION_DAYS)
+        else {
             return Ok(Updated {
                 after: before.clone(),
                 before,
             });
-        }
-        if store.save_key(&after).await? {
+        };
+        if store.save_key(&after, &event).await? {
             after.version = after.version.saturating_add(1);
             return Ok(Updated { before, after });
         }
@@ -210,7 +228,9 @@ pub async fn sessions_ended(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testing::{DownStore, Fixture, NOW, Outage, success};
+    use crate::domain::testing::{DownStore, Fixture, NOW, Outage, origin, success};
+
+    const NOW_MS: u64 = NOW * 1000;
 
     async fn stored(fx: &Fixture, key: &ApiKey) -> KeyRecord {
         fx.store.key(key.id()).await.unwrap().unwrap()
@@ -236,9 +256,14 @@ mod tests {
     #[tokio::test]
     async fn a_created_key_is_stored_with_its_owner_and_metadata_and_authenticates() {
         let fx = Fixture::new();
-        let (key, record) = create(fx.store.as_ref(), new_key("a", Some(NOW + 60)), NOW)
-            .await
-            .unwrap();
+        let (key, record) = create(
+            fx.store.as_ref(),
+            new_key("a", Some(NOW + 60)),
+            &origin(),
+            NOW_MS,
+        )
+        .await
+        .unwrap();
         assert_eq!(stored(&fx, &key).await, record, "returned as stored");
         assert_eq!(record.version, 1);
         assert_eq!(record.owner.as_ref().map(Owner::as_str), Some("acme"));
@@ -257,7 +282,9 @@ mod tests {
             (new_key(" ", None), "the name must not be empty"),
             (new_key("a", Some(NOW)), "the expiry must be in the future"),
         ] {
-            let e = create(fx.store.as_ref(), new, NOW).await.unwrap_err();
+            let e = create(fx.store.as_ref(), new, &origin(), NOW_MS)
+                .await
+                .unwrap_err();
             assert_eq!(e.to_string(), want);
         }
         assert!(fx.store.list_keys().await.unwrap().is_empty());
@@ -267,10 +294,16 @@ mod tests {
     async fn a_change_is_stored_at_the_next_version() {
         let fx = Fixture::new();
         let key = fx.key("read").await;
-        let updated = update(fx.store.as_ref(), key.id(), rename("renamed"))
-            .await
-            .unwrap()
-            .unwrap();
+        let updated = update(
+            fx.store.as_ref(),
+            key.id(),
+            &origin(),
+            NOW_MS,
+            rename("renamed"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert!(updated.changed());
         assert_eq!((updated.before.version, updated.after.version), (1, 2));
         assert_eq!(stored(&fx, &key).await, updated.after);
@@ -282,10 +315,16 @@ mod tests {
         let fx = Fixture::new();
         let key = fx.key("read").await;
         let stale = stored(&fx, &key).await;
-        update(fx.store.as_ref(), key.id(), rename("renamed"))
-            .await
-            .unwrap();
-        let updated = update_from(fx.store.as_ref(), stale, |r| {
+        update(
+            fx.store.as_ref(),
+            key.id(),
+            &origin(),
+            NOW_MS,
+            rename("renamed"),
+        )
+        .await
+        .unwrap();
+        let updated = update_from(fx.store.as_ref(), stale, &origin(), NOW_MS, |r| {
             r.expires_at = Some(NOW + 60);
             Ok::<_, StoreError>(())
         })
@@ -307,7 +346,7 @@ mod tests {
             revoke_sessions(r, NOW * 1000);
         })
         .await;
-        let updated = update(fx.store.as_ref(), key.id(), |r| {
+        let updated = update(fx.store.as_ref(), key.id(), &origin(), NOW_MS, |r| {
             r.status = KeyStatus::Active;
             r.sessions_revoked_before = 0;
             Ok::<_, StoreError>(())
@@ -337,7 +376,14 @@ mod tests {
     async fn an_unknown_key_is_none_and_nothing_is_written() {
         let fx = Fixture::new();
         let unknown = ApiKey::generate().unwrap();
-        let updated = update(fx.store.as_ref(), unknown.id(), rename("x")).await;
+        let updated = update(
+            fx.store.as_ref(),
+            unknown.id(),
+            &origin(),
+            NOW_MS,
+            rename("x"),
+        )
+        .await;
         assert_eq!(updated.unwrap(), None);
         assert!(fx.store.list_keys().await.unwrap().is_empty());
     }
@@ -349,7 +395,10 @@ mod tests {
         fx.change_key(&key, revoke).await;
         let before = stored(&fx, &key).await;
         let new = ApiKey::regenerate(key.id()).unwrap();
-        let refused = update(fx.store.as_ref(), key.id(), |r| rotate(r, &new, NOW, 60)).await;
+        let refused = update(fx.store.as_ref(), key.id(), &origin(), NOW_MS, |r| {
+            rotate(r, &new, NOW, 60)
+        })
+        .await;
         assert!(matches!(refused, Err(RotateError::Revoked)), "{refused:?}");
         assert_eq!(stored(&fx, &key).await, before);
     }
@@ -368,9 +417,15 @@ mod tests {
             Ok::<_, StoreError>(())
         };
         let store = fx.store.as_ref();
-        let first = update(store, key.id(), revoke_key).await.unwrap().unwrap();
+        let first = update(store, key.id(), &origin(), NOW_MS, revoke_key)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(sessions_ended(store, &first, now).await.unwrap(), 2);
-        let repeat = update(store, key.id(), revoke_key).await.unwrap().unwrap();
+        let repeat = update(store, key.id(), &origin(), NOW_MS, revoke_key)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!repeat.changed());
         assert_eq!(sessions_ended(store, &repeat, now).await.unwrap(), 0);
     }
@@ -381,9 +436,13 @@ mod tests {
         let key = fx.key("read").await;
         let record = stored(&fx, &key).await;
         let down = DownStore(Outage::Refuses);
-        let e = update(&down, key.id(), rename("x")).await.unwrap_err();
+        let e = update(&down, key.id(), &origin(), NOW_MS, rename("x"))
+            .await
+            .unwrap_err();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
-        let e = update_from(&down, record, rename("x")).await.unwrap_err();
+        let e = update_from(&down, record, &origin(), NOW_MS, rename("x"))
+            .await
+            .unwrap_err();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
     }
 }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
+use crate::domain::audit::Actor;
 use crate::domain::owner::{Meta, Owner};
 use crate::domain::scope::Scopes;
 
@@ -251,6 +252,9 @@ pub struct KeyRecord {
     pub expires_at: Option<u64>,
     /// Hash of the current secret.
     pub secret_hash: SecretHash,
+    /// Who made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Actor>,
     /// Unix seconds of the last login or verify, to the hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<u64>,
@@ -288,6 +292,7 @@ impl KeyRecord {
             created_at: now,
             expires_at,
             secret_hash: key.hash(),
+            created_by: None,
             last_used_at: None,
             previous_secret: None,
             sessions_revoked_before: 0,

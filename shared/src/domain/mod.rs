@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod api_key;
 pub mod app;
+pub mod audit;
 pub mod authenticate;
 pub mod clock;
 pub mod error;

@@ -13,8 +13,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::Error;
 use crate::domain::admin;
-use crate::domain::api_key::KeyId;
+use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::app::App;
+use crate::domain::audit::{Actor, Origin};
 use crate::domain::authenticate::{Requirement, authenticate};
 use crate::domain::session_id::SessionId;
 use crate::domain::verify::authentic_claims;
@@ -94,7 +95,8 @@ pub async fn revoke(
         RevokeRequest::AllSessions { api_key } => {
             let (_, record) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
             let now_ms = app.clock.now_ms()?;
-            let updated = admin::update_from(app.store.as_ref(), record, |r| {
+            let origin = self_service(&record, audit);
+            let updated = admin::update_from(app.store.as_ref(), record, &origin, now_ms, |r| {
                 admin::revoke_sessions(r, now_ms);
                 Ok::<_, Error>(())
             })
@@ -107,17 +109,27 @@ pub async fn revoke(
         }
         RevokeRequest::Key { api_key } => {
             let (_, record) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
-            let updated = admin::update_from(app.store.as_ref(), record, |r| {
+            let now_ms = app.clock.now_ms()?;
+            let origin = self_service(&record, audit);
+            let updated = admin::update_from(app.store.as_ref(), record, &origin, now_ms, |r| {
                 admin::revoke(r);
                 Ok::<_, Error>(())
             })
             .await?;
             Ok(Revoked {
-                sessions: admin::sessions_ended(app.store.as_ref(), &updated, app.clock.now()?)
+                sessions: admin::sessions_ended(app.store.as_ref(), &updated, now_ms / 1000)
                     .await?,
                 api_key: true,
             })
         }
+    }
+}
+
+/// A key revoking for itself, in the request `audit` describes.
+fn self_service(record: &KeyRecord, audit: &Audit) -> Origin {
+    Origin {
+        request_id: audit.request_id.clone(),
+        ..Origin::of(Actor::key(&record.id, record.owner.clone()))
     }
 }
 

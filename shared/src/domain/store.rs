@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::domain::api_key::{KeyId, KeyRecord};
+use crate::domain::audit::AuditEvent;
 use crate::domain::session_id::SessionId;
 use crate::domain::token::Claims;
 
@@ -275,14 +276,25 @@ pub trait Store: Send + Sync {
     /// A key alone.
     async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
 
-    /// Stores a new key at version 1; `false` if the id is taken.
-    async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError>;
+    /// Stores a new key at version 1 and its `event`, in one transaction;
+    /// `false` (and neither written) if the id is taken.
+    async fn create_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError>;
 
     /// Overwrites a key with `record` at version `record.version + 1`, only
     /// if the stored key is still at `record.version` (the version it was
-    /// read at); `false` if another write came first or there is no key.
-    /// Callers go through [`crate::keys::update`], which retries.
-    async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError>;
+    /// read at), and stores `event` in the same transaction; `false` (and
+    /// neither written) if another write came first or there is no key.
+    /// Callers go through [`crate::domain::admin::update`], which retries.
+    async fn save_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError>;
+
+    /// The events of `key`, newest first: at most `limit`, older than the
+    /// event id `before` when given. Expired events may be among them.
+    async fn key_events(
+        &self,
+        key: &KeyId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// Every key (admin listing).
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;

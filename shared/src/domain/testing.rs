@@ -12,7 +12,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::TokenPolicy;
 use crate::domain::api_key::{ApiKey, KeyId, KeyRecord};
-use crate::domain::clock::ManualClock;
+use crate::domain::audit::{Actor, AuditEvent, Origin};
+use crate::domain::clock::{Clock, ManualClock};
 use crate::domain::keyring::{KeySet, SigningKey, StaticKeySource};
 use crate::domain::login::{Issued, LoginRequest, login};
 use crate::domain::revoke::{RevokeRequest, Revoked, revoke};
@@ -31,6 +32,8 @@ struct Tables {
     keys: HashMap<KeyId, KeyRecord>,
     /// By (key id, session id).
     sessions: HashMap<(String, String), SessionRecord>,
+    /// In the order written.
+    events: Vec<AuditEvent>,
 }
 
 /// Keys and sessions in memory, with the conditional writes of the contract.
@@ -173,7 +176,7 @@ impl Store for MemoryStore {
         Ok(self.tables().keys.get(key).cloned())
     }
 
-    async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+    async fn create_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError> {
         let mut tables = self.tables();
         if tables.keys.contains_key(&record.id) {
             return Ok(false);
@@ -181,19 +184,39 @@ impl Store for MemoryStore {
         let mut stored = record.clone();
         stored.version = 1;
         tables.keys.insert(record.id.clone(), stored);
+        tables.events.push(event.clone());
         Ok(true)
     }
 
-    async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+    async fn save_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError> {
         let mut tables = self.tables();
         match tables.keys.get_mut(&record.id) {
             Some(stored) if stored.version == record.version => {
                 *stored = record.clone();
                 stored.version = record.version + 1;
+                tables.events.push(event.clone());
                 Ok(true)
             }
             _ => Ok(false),
         }
+    }
+
+    async fn key_events(
+        &self,
+        key: &KeyId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut events: Vec<AuditEvent> = self
+            .tables()
+            .events
+            .iter()
+            .filter(|e| &e.key_id == key && before.is_none_or(|b| e.id.as_str() < b))
+            .cloned()
+            .collect();
+        events.sort_by(|a, b| b.id.cmp(&a.id));
+        events.truncate(limit);
+        Ok(events)
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -264,11 +287,20 @@ impl Store for DownStore {
         self.fail().await
     }
 
-    async fn create_key(&self, _: &KeyRecord) -> Result<bool, StoreError> {
+    async fn create_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
         self.fail().await
     }
 
-    async fn save_key(&self, _: &KeyRecord) -> Result<bool, StoreError> {
+    async fn save_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
+        self.fail().await
+    }
+
+    async fn key_events(
+        &self,
+        _: &KeyId,
+        _: Option<&str>,
+        _: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         self.fail().await
     }
 
@@ -311,13 +343,15 @@ impl Fixture {
     pub(crate) async fn key(&self, scopes: &str) -> ApiKey {
         let key = ApiKey::generate().unwrap();
         let record = KeyRecord::new(&key, "test", Scopes::parse(scopes).unwrap(), NOW, None);
-        assert!(self.store.create_key(&record).await.unwrap());
+        let event = AuditEvent::of_change(None, &record, &origin(), NOW * 1000, 1).unwrap();
+        assert!(self.store.create_key(&record, &event).await.unwrap());
         key
     }
 
     /// Changes a stored key the way administration does.
     pub(crate) async fn change_key(&self, key: &ApiKey, mut change: impl FnMut(&mut KeyRecord)) {
-        let updated = admin::update(self.store.as_ref(), key.id(), |r| {
+        let now_ms = self.clock.now_ms().unwrap();
+        let updated = admin::update(self.store.as_ref(), key.id(), &origin(), now_ms, |r| {
             change(r);
             Ok::<_, StoreError>(())
         })
@@ -380,6 +414,11 @@ fn app_on(policy: TokenPolicy, store: Arc<dyn Store>, clock: Arc<ManualClock>) -
         Duration::from_secs(300),
         clock,
     )
+}
+
+/// Where the tests' own changes come from.
+pub(crate) fn origin() -> Origin {
+    Origin::of(Actor::cli("test@host"))
 }
 
 /// What a login of `key` to `session` for `scope` sends.

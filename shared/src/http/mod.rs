@@ -121,7 +121,10 @@ pub async fn handle(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let route = Route::of(request.uri().path()).filter(|r| routes.contains(r));
     let credential = Credential::of(request.headers());
-    let mut audit = Audit::default();
+    let mut audit = Audit {
+        request_id: Some(request_id.clone()),
+        ..Audit::default()
+    };
     let result = match route {
         None => Err(ApiError::NotFound),
         Some(route) if !route.accepts(request.method()) => {
@@ -239,6 +242,7 @@ mod tests {
     use super::*;
     use crate::config::TokenPolicy;
     use crate::domain::api_key::{ApiKey, KeyId, KeyRecord};
+    use crate::domain::audit::AuditEvent;
     use crate::domain::clock::SystemClock;
     use crate::domain::keyring::{KeySet, SigningKey, StaticKeySource};
     use crate::domain::session_id::SessionId;
@@ -293,11 +297,19 @@ mod tests {
         async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
             panic!("corrupt record for {key}");
         }
-        async fn create_key(&self, _: &KeyRecord) -> Result<bool, StoreError> {
+        async fn create_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
             Ok(false)
         }
-        async fn save_key(&self, _: &KeyRecord) -> Result<bool, StoreError> {
+        async fn save_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
             Ok(false)
+        }
+        async fn key_events(
+            &self,
+            _: &KeyId,
+            _: Option<&str>,
+            _: usize,
+        ) -> Result<Vec<AuditEvent>, StoreError> {
+            Ok(Vec::new())
         }
         async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
             Ok(Vec::new())

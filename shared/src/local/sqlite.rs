@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::domain::api_key::{KeyId, KeyRecord};
+use crate::domain::audit::AuditEvent;
 use crate::domain::session_id::SessionId;
 use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 
@@ -95,6 +96,16 @@ const MIGRATIONS: &[&str] = &[
         'prev_aud', json_extract(record, '$.previous.claims.aud'),
         'ttl', json_extract(record, '$.ttl')))
     WHERE json_extract(record, '$.current') IS NOT NULL;",
+    // The audit trail: one row per event, written in the transaction of the
+    // key change it records, listed newest first per key.
+    "CREATE TABLE events (
+        key_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        ttl INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (key_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX events_by_ttl ON events (ttl);",
 ];
 
 /// The most each connection caches, in KiB (SQLite's negative form): enough
@@ -244,7 +255,7 @@ impl SqliteStore {
         }
     }
 
-    /// Deletes a batch of sessions whose TTL has passed, at most once per
+    /// Deletes a batch of sessions (and one of events) whose TTL has passed, at most once per
     /// [`SWEEP_EVERY_SECONDS`] unless the last batch was full. DynamoDB does
     /// the same by TTL; readers never rely on either.
     fn sweep(&self, conn: &Connection) {
@@ -260,6 +271,16 @@ impl SqliteStore {
                  (SELECT key_id, session_id FROM sessions WHERE ttl < ?1 LIMIT ?2)",
             )
             .and_then(|mut s| s.execute(params![now, SWEEP_BATCH]))
+            .and_then(|sessions| {
+                // Events past their retention go the same way, in batches too.
+                let events = conn
+                    .prepare_cached(
+                        "DELETE FROM events WHERE (key_id, id) IN
+                         (SELECT key_id, id FROM events WHERE ttl < ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![now, SWEEP_BATCH])?;
+                Ok(sessions.max(events))
+            })
             .map_err(|e| e.to_string())
         });
         let again = match swept {
@@ -524,18 +545,50 @@ impl Store for SqliteStore {
         read_key(&*self.reader()?, key)
     }
 
-    async fn create_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+    async fn create_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError> {
         let sql = "INSERT OR IGNORE INTO keys (id, created_at, version, record)
                    VALUES (?1, ?2, ?3, ?4)";
-        let inserted = durably(&*self.writer().await, |conn| execute_key(conn, sql, record))?;
-        Ok(inserted == 1)
+        durably(&*self.writer().await, |conn| {
+            logged(conn, event, |tx| execute_key(tx, sql, record))
+        })
     }
 
-    async fn save_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+    async fn save_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError> {
         let sql = "UPDATE keys SET created_at = ?2, version = ?3, record = ?4
                    WHERE id = ?1 AND version = ?3 - 1";
-        let updated = durably(&*self.writer().await, |conn| execute_key(conn, sql, record))?;
-        Ok(updated == 1)
+        durably(&*self.writer().await, |conn| {
+            logged(conn, event, |tx| execute_key(tx, sql, record))
+        })
+    }
+
+    async fn key_events(
+        &self,
+        key: &KeyId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let conn = self.reader()?;
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT record FROM events WHERE key_id = ?1 AND (?2 IS NULL OR id < ?2)
+                 ORDER BY id DESC LIMIT ?3",
+            )
+            .map_err(unavailable)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let records = statement
+            .query_map(params![key.as_str(), before, limit], |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(unavailable)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        records
+            .iter()
+            .map(|r| {
+                serde_json::from_str(r)
+                    .map_err(|e| StoreError::Internal(format!("corrupt event row: {e}")))
+            })
+            .collect()
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -707,6 +760,28 @@ fn read_state(
 fn decode_session(record: &str) -> Result<SessionRecord, StoreError> {
     serde_json::from_str(record)
         .map_err(|e| StoreError::Internal(format!("corrupt session row: {e}")))
+}
+
+/// Runs `write` (one row changed, or none) and, when it changed its row,
+/// stores `event` in the same transaction: both or neither.
+fn logged(
+    conn: &Connection,
+    event: &AuditEvent,
+    write: impl FnOnce(&Connection) -> Result<usize, StoreError>,
+) -> Result<bool, StoreError> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    if write(&tx)? != 1 {
+        return Ok(false);
+    }
+    let record = serde_json::to_string(event).map_err(|e| StoreError::Internal(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO events (key_id, id, ttl, record) VALUES (?1, ?2, ?3, ?4)",
+        params![event.key_id.as_str(), event.id, to_i64(event.ttl)?, record],
+    )
+    .map_err(unavailable)?;
+    tx.commit().map_err(unavailable)?;
+    Ok(true)
 }
 
 fn decode_key(record: &str) -> Result<KeyRecord, StoreError> {

@@ -1,0 +1,339 @@
+//! The audit trail: who changed a key, when and what, written by the store in
+//! the same transaction as the change itself (no change without its event,
+//! no event without its change) and never updated.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::domain::api_key::{KeyId, KeyRecord};
+use crate::domain::owner::Owner;
+
+/// Who made a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// `key` (a caller's API key), `cli` (`authctl`) or `portal`.
+    pub kind: ActorKind,
+    /// The key id, or `user@host` for the CLI.
+    pub id: String,
+    /// The acting key's owner, when it has one.
+    #[serde(default)]
+    pub owner: Option<Owner>,
+}
+
+/// What kind of caller an [`Actor`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    /// An API key: a root key on the management API, or a key revoking itself.
+    Key,
+    /// `authctl`, run by someone holding the store's credentials.
+    Cli,
+    /// A customer portal session.
+    Portal,
+}
+
+impl Actor {
+    /// A key acting on its own behalf or as a root key.
+    pub fn key(id: &KeyId, owner: Option<Owner>) -> Self {
+        Self {
+            kind: ActorKind::Key,
+            id: id.to_string(),
+            owner,
+        }
+    }
+
+    /// `authctl`, as `user@host`.
+    pub fn cli(user_at_host: impl Into<String>) -> Self {
+        Self {
+            kind: ActorKind::Cli,
+            id: user_at_host.into(),
+            owner: None,
+        }
+    }
+}
+
+/// Where a change came from: the actor and, over HTTP, the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Who.
+    pub actor: Actor,
+    /// The request id of the call that made it.
+    pub request_id: Option<String>,
+    /// The caller's address, as the platform saw it.
+    pub source_ip: Option<String>,
+}
+
+impl Origin {
+    /// A change by `actor` outside any request.
+    pub fn of(actor: Actor) -> Self {
+        Self {
+            actor,
+            request_id: None,
+            source_ip: None,
+        }
+    }
+}
+
+/// What an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// A key was made.
+    #[serde(rename = "key.created")]
+    KeyCreated,
+    /// A key's name, scopes, owner, metadata or expiry changed.
+    #[serde(rename = "key.updated")]
+    KeyUpdated,
+    /// A key got a new secret.
+    #[serde(rename = "key.rotated")]
+    KeyRotated,
+    /// A key was revoked.
+    #[serde(rename = "key.revoked")]
+    KeyRevoked,
+    /// One session was revoked.
+    #[serde(rename = "session.revoked")]
+    SessionRevoked,
+    /// Every session of a key was revoked (its revoke-all cutoff moved).
+    #[serde(rename = "sessions.revoked")]
+    SessionsRevoked,
+}
+
+/// One entry of the audit trail. Never a secret or a hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Unique, and in time order within one key.
+    pub id: String,
+    /// Unix milliseconds.
+    pub time_ms: u64,
+    /// What happened.
+    pub action: Action,
+    /// Who did it.
+    pub actor: Actor,
+    /// The key concerned.
+    pub key_id: KeyId,
+    /// That key's owner, when it has one.
+    #[serde(default)]
+    pub owner: Option<Owner>,
+    /// The session concerned, for a session revoke.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The request that made the change.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The caller's address.
+    #[serde(default)]
+    pub source_ip: Option<String>,
+    /// Changed fields with their old and new values (`{"field": {"old", "new"}}`).
+    pub changes: Map<String, Value>,
+    /// When the store may drop it (Unix seconds).
+    pub ttl: u64,
+}
+
+/// How long events are kept by default (`AUDIT_RETENTION_DAYS`).
+pub const DEFAULT_RETENTION_DAYS: u64 = 400;
+
+impl AuditEvent {
+    /// The event of a change of `before` into `after` (or of a new key when
+    /// `before` is `None`) at `now_ms`, kept for `retention_days`; `None`
+    /// when nothing an event records changed.
+    pub fn of_change(
+        before: Option<&KeyRecord>,
+        after: &KeyRecord,
+        origin: &Origin,
+        now_ms: u64,
+        retention_days: u64,
+    ) -> Option<Self> {
+        let changes = changes(before, after);
+        let action = match before {
+            None => Action::KeyCreated,
+            Some(b) if b.status != after.status => Action::KeyRevoked,
+            Some(b) if b.secret_hash != after.secret_hash => Action::KeyRotated,
+            Some(b) if b.sessions_revoked_before != after.sessions_revoked_before => {
+                Action::SessionsRevoked
+            }
+            Some(_) if changes.is_empty() => return None,
+            Some(_) => Action::KeyUpdated,
+        };
+        Some(Self::new(
+            action,
+            after,
+            None,
+            changes,
+            origin,
+            now_ms,
+            retention_days,
+        ))
+    }
+
+    /// The event of the revoke of `session` of `key`.
+    pub fn of_session_revoke(
+        key: &KeyRecord,
+        session: &str,
+        origin: &Origin,
+        now_ms: u64,
+        retention_days: u64,
+    ) -> Self {
+        Self::new(
+            Action::SessionRevoked,
+            key,
+            Some(session.to_owned()),
+            Map::new(),
+            origin,
+            now_ms,
+            retention_days,
+        )
+    }
+
+    fn new(
+        action: Action,
+        key: &KeyRecord,
+        session_id: Option<String>,
+        changes: Map<String, Value>,
+        origin: &Origin,
+        now_ms: u64,
+        retention_days: u64,
+    ) -> Self {
+        // Time first, so ids sort as events happened; then the key version
+        // the change writes, so one key's events of one millisecond keep
+        // their order; the random rest keeps other keys' events apart.
+        let version = key.version.saturating_add(1);
+        let id = format!(
+            "{now_ms:015}-{version:010}-{}",
+            uuid::Uuid::new_v4().simple()
+        );
+        Self {
+            id,
+            time_ms: now_ms,
+            action,
+            actor: origin.actor.clone(),
+            key_id: key.id.clone(),
+            owner: key.owner.clone(),
+            session_id,
+            request_id: origin.request_id.clone(),
+            source_ip: origin.source_ip.clone(),
+            changes,
+            ttl: (now_ms / 1000).saturating_add(retention_days.saturating_mul(86_400)),
+        }
+    }
+}
+
+/// The fields an event names, old and new; secrets and hashes never.
+fn changes(before: Option<&KeyRecord>, after: &KeyRecord) -> Map<String, Value> {
+    let fields = |r: &KeyRecord| {
+        [
+            ("name", json!(r.name)),
+            ("scopes", json!(r.scopes.to_string())),
+            ("owner", json!(r.owner)),
+            ("expires_at", json!(r.expires_at)),
+            ("status", json!(r.status.as_str())),
+            ("meta", json!(r.meta)),
+            (
+                "previous_secret_valid_until",
+                json!(r.previous_secret.as_ref().map(|(_, until)| until)),
+            ),
+            ("sessions_revoked_before", json!(r.sessions_revoked_before)),
+        ]
+    };
+    let new = fields(after);
+    let mut changes = Map::new();
+    match before {
+        None => {
+            for (name, value) in new {
+                if !value.is_null() {
+                    changes.insert(name.into(), json!({"old": null, "new": value}));
+                }
+            }
+        }
+        Some(before) => {
+            for ((name, old), (_, value)) in fields(before).into_iter().zip(new) {
+                if old != value {
+                    changes.insert(name.into(), json!({"old": old, "new": value}));
+                }
+            }
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::api_key::{ApiKey, KeyStatus};
+    use crate::domain::scope::Scopes;
+
+    fn record() -> KeyRecord {
+        let key = ApiKey::generate().unwrap();
+        KeyRecord::new(&key, "a", Scopes::parse("read").unwrap(), 10, None)
+    }
+
+    fn origin() -> Origin {
+        Origin::of(Actor::cli("ops@host"))
+    }
+
+    #[test]
+    fn a_new_key_records_its_initial_fields_and_never_its_secret() {
+        let r = record();
+        let e = AuditEvent::of_change(None, &r, &origin(), 5_000, 400).unwrap();
+        assert_eq!(e.action, Action::KeyCreated);
+        assert_eq!(e.changes["name"], json!({"old": null, "new": "a"}));
+        assert_eq!(e.changes["scopes"], json!({"old": null, "new": "read"}));
+        assert!(
+            !e.changes.contains_key("owner"),
+            "absent values are left out"
+        );
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(!text.contains(&r.secret_hash.0), "no hash in {text}");
+        assert_eq!(e.ttl, 5 + 400 * 86_400);
+    }
+
+    #[test]
+    fn each_change_names_its_action_and_a_change_of_nothing_is_no_event() {
+        let before = record();
+        let mut revoked = before.clone();
+        revoked.status = KeyStatus::Revoked;
+        let e = AuditEvent::of_change(Some(&before), &revoked, &origin(), 1, 1).unwrap();
+        assert_eq!(e.action, Action::KeyRevoked);
+        assert_eq!(
+            e.changes["status"],
+            json!({"old": "active", "new": "revoked"})
+        );
+        let mut renamed = before.clone();
+        renamed.name = "b".into();
+        let e = AuditEvent::of_change(Some(&before), &renamed, &origin(), 1, 1).unwrap();
+        assert_eq!((e.action, e.changes.len()), (Action::KeyUpdated, 1));
+        let mut cut = before.clone();
+        cut.sessions_revoked_before = 7;
+        let e = AuditEvent::of_change(Some(&before), &cut, &origin(), 1, 1).unwrap();
+        assert_eq!(e.action, Action::SessionsRevoked);
+        let mut used = before.clone();
+        used.last_used_at = Some(99);
+        assert_eq!(
+            AuditEvent::of_change(Some(&before), &used, &origin(), 1, 1),
+            None
+        );
+    }
+
+    #[test]
+    fn one_keys_events_of_one_millisecond_sort_in_the_order_they_were_written() {
+        let mut r = record();
+        let created = AuditEvent::of_change(None, &r, &origin(), 7, 1).unwrap();
+        let mut ids = vec![created.id];
+        r.version = 1; // as stored by the create
+
+        for name in ["b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"] {
+            let mut next = r.clone();
+            next.name = name.into();
+            ids.push(
+                AuditEvent::of_change(Some(&r), &next, &origin(), 7, 1)
+                    .unwrap()
+                    .id,
+            );
+            r = KeyRecord {
+                version: r.version + 1,
+                ..next
+            };
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids);
+    }
+}
