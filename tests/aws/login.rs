@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord};
 use auth_shared::domain::audit::AuditEvent;
+use auth_shared::domain::owner::Owner;
 use auth_shared::domain::session_id::SessionId;
+use auth_shared::domain::store::KeyPosition;
 use auth_shared::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 use auth_tests::aws::AwsTestApp;
 use auth_tests::expect::{claims_of, issued, key_secret};
@@ -101,6 +103,12 @@ impl Store for AtomicPuts {
     fn save_key<'a, 'b, 'c, 't>(&'a self, record: &'b KeyRecord, event: &'c AuditEvent) -> Fut<'t, bool>
     where 'a: 't, 'b: 't, 'c: 't, Self: 't {
         self.inner.save_key(record, event)
+    }
+
+    fn keys_page<'a, 'b, 'c, 't>(&'a self, owner: Option<&'b Owner>, after: Option<&'c KeyPosition>, limit: usize)
+        -> Fut<'t, Vec<KeyRecord>>
+    where 'a: 't, 'b: 't, 'c: 't, Self: 't {
+        self.inner.keys_page(owner, after, limit)
     }
 
     fn key_events<'a, 'b, 'c, 't>(&'a self, key: &'b KeyId, before: Option<&'c str>, limit: usize)

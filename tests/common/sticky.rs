@@ -11,7 +11,9 @@ use auth_shared::config::TokenPolicy;
 use auth_shared::domain::admin::{self, RotateError};
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
 use auth_shared::domain::audit::AuditEvent;
+use auth_shared::domain::owner::Owner;
 use auth_shared::domain::session_id::SessionId;
+use auth_shared::domain::store::KeyPosition;
 use auth_shared::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
 use auth_shared::domain::token::TokenError;
 use auth_tests::ISSUER;
@@ -131,6 +133,14 @@ impl Store for RevokeBeforeFirstSave {
             assert!(revoked.is_some_and(|u| u.changed()));
         }
         self.inner.save_key(r, e).await
+    }
+    async fn keys_page(
+        &self,
+        owner: Option<&Owner>,
+        after: Option<&KeyPosition>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.keys_page(owner, after, limit).await
     }
     async fn key_events(
         &self,

@@ -8,7 +8,7 @@ use auth_shared::domain::audit::AuditEvent;
 use auth_shared::domain::owner::{Meta, Owner};
 use auth_shared::domain::scope::Scopes;
 use auth_shared::domain::session_id::SessionId;
-use auth_shared::domain::store::{SessionRecord, SessionTimes, StoredToken};
+use auth_shared::domain::store::{KeyPosition, SessionRecord, SessionTimes, StoredToken};
 use auth_shared::domain::token::Claims;
 
 pub(crate) fn key(name: &str, created_at: u64) -> KeyRecord {
@@ -248,6 +248,52 @@ async fn a_keys_events_are_paged_newest_first_and_no_other_keys_are_among_them()
             .await
             .unwrap();
         assert_eq!(last, written[4..].to_vec(), "{name}: the oldest, alone");
+    }
+}
+
+#[tokio::test]
+async fn keys_are_paged_newest_first_of_one_owner_or_of_all_with_no_gap_or_repeat() {
+    for (name, store, _dir) in crate::backend::stores().await {
+        let acme = Owner::parse("acme").unwrap();
+        let mut written = Vec::new();
+        // Three keys a second apart, then three in one second (ordered by id).
+        for (i, created_at) in [10, 11, 12, 13, 13, 13].into_iter().enumerate() {
+            let mut k = key(&format!("k{i}"), created_at);
+            if i % 2 == 0 {
+                k.owner = Some(acme.clone());
+            }
+            assert!(
+                store.create_key(&k, &event_at(&k, 1_000)).await.unwrap(),
+                "{name}"
+            );
+            written.push(at_version(&k, 1));
+        }
+        written.sort_by_key(|k| std::cmp::Reverse(KeyPosition::of(k)));
+        for owner in [None, Some(&acme)] {
+            let expected: Vec<KeyRecord> = written
+                .iter()
+                .filter(|k| owner.is_none() || k.owner.as_ref() == owner)
+                .cloned()
+                .collect();
+            let mut pages = Vec::new();
+            let mut after: Option<KeyPosition> = None;
+            loop {
+                let page = store.keys_page(owner, after.as_ref(), 2).await.unwrap();
+                let Some(last) = page.last() else { break };
+                after = Some(KeyPosition::of(last));
+                pages.extend(page);
+            }
+            assert_eq!(pages, expected, "{name}, owner {owner:?}");
+        }
+        let none = Owner::parse("nobody").unwrap();
+        assert!(
+            store
+                .keys_page(Some(&none), None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
     }
 }
 

@@ -19,16 +19,19 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    Put, ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
-    TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
 };
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::audit::AuditEvent;
+use crate::domain::owner::Owner;
 use crate::domain::session_id::SessionId;
-use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
+use crate::domain::store::{
+    KeyAndSession, KeyPosition, SessionRecord, SessionTimes, Store, StoreError,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -295,6 +298,43 @@ impl Store for DynamoDbStore {
         }
     }
 
+    async fn keys_page(
+        &self,
+        owner: Option<&Owner>,
+        after: Option<&KeyPosition>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let (index, pk, partition) = match owner {
+            None => (KEYS_INDEX, ALL_PK, ALL_KEYS.to_owned()),
+            Some(owner) => (OWNER_INDEX, OWNER_PK, owner_pk(owner)),
+        };
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .expression_attribute_names("#pk", pk)
+            .expression_attribute_names("#sk", LISTED_SK)
+            .expression_attribute_values(":pk", s(partition));
+        let request = match after {
+            None => request
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_values(":prefix", s("KEY#")),
+            // Only key items carry these attributes, so "below" needs no prefix.
+            Some(position) => request
+                .key_condition_expression("#pk = :pk AND #sk < :after")
+                .expression_attribute_values(":after", s(listed_sk(position))),
+        };
+        let out = request.send().await.map_err(unavailable)?;
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .map(decode_key)
+            .collect()
+    }
+
     async fn key_events(
         &self,
         key: &KeyId,
@@ -419,6 +459,25 @@ fn is_cancelled_by_a_condition(e: &SdkError<TransactWriteItemsError, HttpRespons
     }
 }
 
+/// A listing index: `partition` and [`LISTED_SK`], every attribute projected.
+fn listing_index(
+    name: &str,
+    partition: &str,
+    key: &dyn Fn(&str, KeyType) -> Result<KeySchemaElement, StoreError>,
+) -> Result<GlobalSecondaryIndex, StoreError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(partition, KeyType::Hash)?)
+        .key_schema(key(LISTED_SK, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(internal)
+}
+
 /// Creates the table with the key schema and TTL the store expects, on-demand
 /// billing, and waits until it is active. For emulators, tests and dev
 /// accounts. Idempotent: a table of that name that exists already (made by a
@@ -444,8 +503,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .table_name(table)
         .attribute_definitions(attr("pk")?)
         .attribute_definitions(attr("sk")?)
+        .attribute_definitions(attr(ALL_PK)?)
+        .attribute_definitions(attr(OWNER_PK)?)
+        .attribute_definitions(attr(LISTED_SK)?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(listing_index(KEYS_INDEX, ALL_PK, &key)?)
+        .global_secondary_indexes(listing_index(OWNER_INDEX, OWNER_PK, &key)?)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;
@@ -509,10 +573,27 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 
 const KEY_SK: &str = "KEY";
 const SESSION_PREFIX: &str = "SESSION#";
+/// The index of every key, newest first: partition [`ALL_PK`] = [`ALL_KEYS`].
+pub const KEYS_INDEX: &str = "keys_all";
+/// The index of one owner's keys: partition [`OWNER_PK`] = `OWNER#<owner>`.
+pub const OWNER_INDEX: &str = "keys_by_owner";
+const ALL_PK: &str = "all_pk";
+const OWNER_PK: &str = "owner_pk";
+const LISTED_SK: &str = "listed_sk";
+const ALL_KEYS: &str = "KEYS";
 const EVENT_PREFIX: &str = "EVENT#";
 
 fn key_pk(key: &KeyId) -> String {
     format!("KEY#{key}")
+}
+
+fn owner_pk(owner: &Owner) -> String {
+    format!("OWNER#{owner}")
+}
+
+/// Sorts by creation time, then id: zero-padded so text order is time order.
+fn listed_sk(position: &KeyPosition) -> String {
+    format!("KEY#{:015}#{}", position.created_at, position.id)
 }
 
 fn session_sk(session: &SessionId) -> String {
@@ -568,6 +649,13 @@ fn encode_key(r: &KeyRecord) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(&stored).map_err(internal)?;
     item.remove("id");
     item.extend(primary(key_pk(&r.id), KEY_SK.into()));
+    // The listing indexes' keys: what the admin listing queries.
+    let listed = listed_sk(&KeyPosition::of(r));
+    item.insert(ALL_PK.into(), s(ALL_KEYS));
+    item.insert(LISTED_SK.into(), s(listed));
+    if let Some(owner) = &r.owner {
+        item.insert(OWNER_PK.into(), s(owner_pk(owner)));
+    }
     Ok(item)
 }
 
@@ -730,8 +818,10 @@ mod tests {
         assert_eq!(
             names,
             [
+                "all_pk",
                 "created_at",
                 "expires_at",
+                "listed_sk",
                 "name",
                 "pk",
                 "prev_secret_hash",
@@ -743,7 +833,7 @@ mod tests {
                 "status",
                 "version"
             ],
-            "the attributes key items have always had, and no id beside the pk"
+            "the attributes key items have always had, the listing's keys, and no id beside the pk"
         );
         assert_eq!(item["scopes"], s("read write"));
         assert_eq!(item["version"], n(5));

@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::audit::AuditEvent;
+use crate::domain::owner::Owner;
 use crate::domain::session_id::SessionId;
 use crate::domain::token::Claims;
 
@@ -209,6 +210,25 @@ pub struct SessionTimes {
     pub minted_ms: u64,
 }
 
+/// Where a key sits in the newest-first listing of [`Store::keys_page`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KeyPosition {
+    /// Its creation time, Unix seconds.
+    pub created_at: u64,
+    /// Its id, which orders keys made in the same second.
+    pub id: KeyId,
+}
+
+impl KeyPosition {
+    /// The position of `record`.
+    pub fn of(record: &KeyRecord) -> Self {
+        Self {
+            created_at: record.created_at,
+            id: record.id.clone(),
+        }
+    }
+}
+
 /// A backend failure.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -298,6 +318,17 @@ pub trait Store: Send + Sync {
 
     /// Every key (admin listing).
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Keys newest first (by creation time, then id), of `owner` when
+    /// given: at most `limit`, all after the position `after` when given
+    /// (where the previous page ended). An index read: a key written a
+    /// moment ago may be missing from it for that moment.
+    async fn keys_page(
+        &self,
+        owner: Option<&Owner>,
+        after: Option<&KeyPosition>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
 
     /// Opens the connection a first request would otherwise open (for a
     /// network backend: DNS, TCP and TLS), so a cold start pays it during

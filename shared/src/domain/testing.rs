@@ -16,10 +16,13 @@ use crate::domain::audit::{Actor, AuditEvent, Origin};
 use crate::domain::clock::{Clock, ManualClock};
 use crate::domain::keyring::{KeySet, SigningKey, StaticKeySource};
 use crate::domain::login::{Issued, LoginRequest, login};
+use crate::domain::owner::Owner;
 use crate::domain::revoke::{RevokeRequest, Revoked, revoke};
 use crate::domain::scope::Scopes;
 use crate::domain::session_id::SessionId;
-use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
+use crate::domain::store::{
+    KeyAndSession, KeyPosition, SessionRecord, SessionTimes, Store, StoreError,
+};
 use crate::domain::verify::{Verified, verify};
 use crate::domain::{App, Error, admin};
 use crate::telemetry::Audit;
@@ -201,6 +204,25 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn keys_page(
+        &self,
+        owner: Option<&Owner>,
+        after: Option<&KeyPosition>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys: Vec<KeyRecord> = self
+            .tables()
+            .keys
+            .values()
+            .filter(|k| owner.is_none_or(|o| k.owner.as_ref() == Some(o)))
+            .filter(|k| after.is_none_or(|a| &KeyPosition::of(k) < a))
+            .cloned()
+            .collect();
+        keys.sort_by_key(|k| std::cmp::Reverse(KeyPosition::of(k)));
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
     async fn key_events(
         &self,
         key: &KeyId,
@@ -292,6 +314,15 @@ impl Store for DownStore {
     }
 
     async fn save_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
+        self.fail().await
+    }
+
+    async fn keys_page(
+        &self,
+        _: Option<&Owner>,
+        _: Option<&KeyPosition>,
+        _: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
         self.fail().await
     }
 

@@ -245,8 +245,11 @@ mod tests {
     use crate::domain::audit::AuditEvent;
     use crate::domain::clock::SystemClock;
     use crate::domain::keyring::{KeySet, SigningKey, StaticKeySource};
+    use crate::domain::owner::Owner;
     use crate::domain::session_id::SessionId;
-    use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
+    use crate::domain::store::{
+        KeyAndSession, KeyPosition, SessionRecord, SessionTimes, Store, StoreError,
+    };
     use crate::telemetry::tests::Captured;
 
     /// A store with a bug: reading a key panics, with the key id in the message.
@@ -302,6 +305,14 @@ mod tests {
         }
         async fn save_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
             Ok(false)
+        }
+        async fn keys_page(
+            &self,
+            _: Option<&Owner>,
+            _: Option<&KeyPosition>,
+            _: usize,
+        ) -> Result<Vec<KeyRecord>, StoreError> {
+            Ok(Vec::new())
         }
         async fn key_events(
             &self,

@@ -16,8 +16,11 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::audit::AuditEvent;
+use crate::domain::owner::Owner;
 use crate::domain::session_id::SessionId;
-use crate::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
+use crate::domain::store::{
+    KeyAndSession, KeyPosition, SessionRecord, SessionTimes, Store, StoreError,
+};
 
 /// The schema, one step per `PRAGMA user_version`: step `i` takes a file at
 /// version `i` to `i + 1`. Files made before versions existed are at 0 with
@@ -106,6 +109,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key_id, id)
     ) WITHOUT ROWID;
     CREATE INDEX events_by_ttl ON events (ttl);",
+    // Paged listing of keys, newest first, of one owner or of all.
+    "ALTER TABLE keys ADD COLUMN owner TEXT;
+    UPDATE keys SET owner = json_extract(record, '$.owner');
+    CREATE INDEX keys_by_owner ON keys (owner, created_at, id);
+    CREATE INDEX keys_by_creation ON keys (created_at, id);",
 ];
 
 /// The most each connection caches, in KiB (SQLite's negative form): enough
@@ -546,19 +554,52 @@ impl Store for SqliteStore {
     }
 
     async fn create_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError> {
-        let sql = "INSERT OR IGNORE INTO keys (id, created_at, version, record)
-                   VALUES (?1, ?2, ?3, ?4)";
+        let sql = "INSERT OR IGNORE INTO keys (id, created_at, version, record, owner)
+                   VALUES (?1, ?2, ?3, ?4, ?5)";
         durably(&*self.writer().await, |conn| {
             logged(conn, event, |tx| execute_key(tx, sql, record))
         })
     }
 
     async fn save_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError> {
-        let sql = "UPDATE keys SET created_at = ?2, version = ?3, record = ?4
+        let sql = "UPDATE keys SET created_at = ?2, version = ?3, record = ?4, owner = ?5
                    WHERE id = ?1 AND version = ?3 - 1";
         durably(&*self.writer().await, |conn| {
             logged(conn, event, |tx| execute_key(tx, sql, record))
         })
+    }
+
+    async fn keys_page(
+        &self,
+        owner: Option<&Owner>,
+        after: Option<&KeyPosition>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let conn = self.reader()?;
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT record FROM keys
+                 WHERE (?1 IS NULL OR owner = ?1)
+                 AND (?2 IS NULL OR (created_at, id) < (?2, ?3))
+                 ORDER BY created_at DESC, id DESC LIMIT ?4",
+            )
+            .map_err(unavailable)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let created = after.map(|a| to_i64(a.created_at)).transpose()?;
+        let records = statement
+            .query_map(
+                params![
+                    owner.map(Owner::as_str),
+                    created,
+                    after.map(|a| a.id.as_str()),
+                    limit
+                ],
+                |row| row.get::<_, String>(0),
+            )
+            .map_err(unavailable)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        records.iter().map(|r| decode_key(r)).collect()
     }
 
     async fn key_events(
@@ -789,7 +830,8 @@ fn decode_key(record: &str) -> Result<KeyRecord, StoreError> {
 }
 
 /// Runs a key write with `?1` the id, `?2` the creation time (the listing's
-/// order), `?3` the version written and `?4` the record at that version.
+/// order), `?3` the version written, `?4` the record at that version and
+/// `?5` the owner (the listing's filter).
 fn execute_key(conn: &Connection, sql: &str, r: &KeyRecord) -> Result<usize, StoreError> {
     let stored = r
         .as_written()
@@ -801,7 +843,8 @@ fn execute_key(conn: &Connection, sql: &str, r: &KeyRecord) -> Result<usize, Sto
             r.id.as_str(),
             to_i64(r.created_at)?,
             to_i64(stored.version)?,
-            record
+            record,
+            r.owner.as_ref().map(Owner::as_str)
         ],
     )
     .map_err(unavailable)
