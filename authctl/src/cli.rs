@@ -79,6 +79,8 @@ pub enum Command {
     /// List and revoke the sessions of a key.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Show the audit trail of a key, newest first: who changed what, when.
+    Events(EventsArgs),
     /// Create the DynamoDB table and the signing secret (emulators, dev accounts).
     Setup(SetupArgs),
     /// Rotate the signing key: the previous key keeps verifying live tokens.
@@ -91,6 +93,18 @@ pub enum Command {
     /// settings are read from the environment as `serve` and the Lambdas read
     /// them.
     RotateSigningKey(RotateSigningKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The key id.
+    pub key_id: String,
+    /// Events at most (1 to 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
+    /// Print JSON lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +197,32 @@ pub enum KeysCommand {
     Revoke {
         /// The key id.
         id: String,
+    },
+    /// Change a key's name, scopes, metadata or expiry; narrower scopes take effect on the next verify.
+    Update {
+        /// The key id.
+        id: String,
+        /// A new label.
+        #[arg(long)]
+        name: Option<String>,
+        /// New space-separated scopes.
+        #[arg(long)]
+        scopes: Option<String>,
+        /// A new metadata object (JSON, at most 4 KiB), replacing the old one whole.
+        #[arg(long, conflicts_with = "clear_meta")]
+        meta: Option<String>,
+        /// Remove the metadata.
+        #[arg(long)]
+        clear_meta: bool,
+        /// A new lifetime from now, e.g. 90d (at most 100 years).
+        #[arg(long, value_parser = parse_lifetime, value_name = "DURATION", conflicts_with = "no_expiry")]
+        expires_in: Option<Duration>,
+        /// Make the key never expire.
+        #[arg(long)]
+        no_expiry: bool,
+        /// Print the key as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Issue a new secret for a key; the old one keeps working for the grace period.
     Rotate {

@@ -12,7 +12,7 @@ use auth_shared::domain::store::Store;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::cli::{BackendArgs, KeysCommand};
+use crate::cli::{BackendArgs, EventsArgs, KeysCommand};
 use crate::error::CliError;
 
 pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliError> {
@@ -30,20 +30,12 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
             expires_in,
             json,
         } => {
-            // Typed by people: any run of whitespace separates scopes.
-            let scopes = Scopes::parse(&scopes.split_whitespace().collect::<Vec<_>>().join(" "))
-                .map_err(|e| CliError::Invalid(format!("bad --scopes: {e}")))?;
+            let scopes = parse_scopes(&scopes)?;
             let owner = owner
                 .map(|o| Owner::parse(&o))
                 .transpose()
                 .map_err(|e| CliError::Invalid(format!("bad --owner: {e}")))?;
-            let meta = meta
-                .map(|m| {
-                    let value = serde_json::from_str(&m).map_err(|e| e.to_string())?;
-                    Meta::new(value).map_err(|e| e.to_string())
-                })
-                .transpose()
-                .map_err(|e| CliError::Invalid(format!("bad --meta: {e}")))?;
+            let meta = meta.map(|m| parse_meta(&m)).transpose()?;
             let new = NewKey {
                 name,
                 scopes,
@@ -73,6 +65,58 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
         }
         KeysCommand::Show { id, json } => {
             print_key(&existing(store.as_ref(), &id).await?, now, json)
+        }
+        KeysCommand::Update {
+            id,
+            name,
+            scopes,
+            meta,
+            clear_meta,
+            expires_in,
+            no_expiry,
+            json,
+        } => {
+            let record = existing(store.as_ref(), &id).await?;
+            if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                return Err(CliError::Invalid("--name must not be empty".into()));
+            }
+            let scopes = scopes.map(|s| parse_scopes(&s)).transpose()?;
+            let meta = match (meta, clear_meta) {
+                (Some(m), _) => Some(Some(parse_meta(&m)?)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            let expires_at = match (expires_in, no_expiry) {
+                (Some(d), _) => Some(Some(now.saturating_add(d.as_secs()))),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            let updated = admin::update_from(store.as_ref(), record, &operator(), now_ms, |r| {
+                if r.status == KeyStatus::Revoked {
+                    return Err(CliError::Failed(format!("key {id} is revoked")));
+                }
+                if let Some(name) = &name {
+                    r.name = name.clone();
+                }
+                if let Some(scopes) = &scopes {
+                    r.scopes = scopes.clone();
+                }
+                if let Some(meta) = &meta {
+                    r.meta = meta.clone();
+                }
+                if let Some(expires_at) = expires_at {
+                    r.expires_at = expires_at;
+                }
+                Ok(())
+            })
+            .await?;
+            if json {
+                print_key(&updated.after, now, true);
+            } else if updated.changed() {
+                println!("Updated key {}.", updated.after.id);
+            } else {
+                println!("Key {} already was so; nothing changed.", updated.after.id);
+            }
         }
         KeysCommand::Revoke { id } => {
             let record = existing(store.as_ref(), &id).await?;
@@ -110,6 +154,63 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
                 };
                 println!("The old secret {until}.");
             }
+        }
+    }
+    Ok(())
+}
+
+/// Scopes as people type them: any run of whitespace separates them.
+fn parse_scopes(text: &str) -> Result<Scopes, CliError> {
+    Scopes::parse(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map_err(|e| CliError::Invalid(format!("bad --scopes: {e}")))
+}
+
+fn parse_meta(text: &str) -> Result<Meta, CliError> {
+    let value =
+        serde_json::from_str(text).map_err(|e| CliError::Invalid(format!("bad --meta: {e}")))?;
+    Meta::new(value).map_err(|e| CliError::Invalid(format!("bad --meta: {e}")))
+}
+
+/// `authctl events KEY_ID`: the key's audit trail, newest first.
+pub async fn events(backend: &BackendArgs, args: EventsArgs) -> Result<(), CliError> {
+    let store = backend.store().await?;
+    let record = existing(store.as_ref(), &args.key_id).await?;
+    let events = store
+        .key_events(&record.id, None, usize::from(args.limit))
+        .await?;
+    if !args.json {
+        println!("{:<20}  {:<17}  {:<30}  CHANGES", "TIME", "ACTION", "ACTOR");
+    }
+    for event in events {
+        if args.json {
+            let mut body =
+                serde_json::to_value(&event).map_err(|e| CliError::Failed(e.to_string()))?;
+            if let Some(body) = body.as_object_mut() {
+                body.remove("ttl");
+                body.insert("time".into(), json!(time(event.time_ms / 1000)));
+            }
+            println!("{body}");
+        } else {
+            let action = serde_json::to_value(event.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let actor = format!(
+                "{}:{}",
+                serde_json::to_value(event.actor.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                event.actor.id
+            );
+            let fields: Vec<&str> = event.changes.keys().map(String::as_str).collect();
+            println!(
+                "{:<20}  {:<17}  {:<30}  {}",
+                time(event.time_ms / 1000),
+                action,
+                actor,
+                fields.join(", ")
+            );
         }
     }
     Ok(())

@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&cli.backend, args).await,
         Command::Keys(command) => keys::run(&cli.backend, command).await,
         Command::Sessions(command) => sessions::run(&cli.backend, command).await,
+        Command::Events(args) => keys::events(&cli.backend, args).await,
         Command::Setup(args) => setup::setup(&cli.backend, args).await,
         Command::RotateSigningKey(args) => setup::rotate_signing_key(&cli.backend, args).await,
     };

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use cases::{
     EXIT_CODES, a_forced_rotation_warns_what_it_breaks, a_second_rotation_is_refused_until,
     bad_input_is_refused, keys_and_sessions_are_managed,
+    keys_are_updated_and_each_change_is_in_their_events,
     owners_and_metadata_are_kept_and_listed_by_owner, str_of,
 };
 use support::{Authctl, Run, authctl_path, output};
@@ -42,6 +43,8 @@ fn every_command_has_help_that_ends_with_the_exit_codes() {
         &["keys", "show", "--help"],
         &["keys", "revoke", "--help"],
         &["keys", "rotate", "--help"],
+        &["keys", "update", "--help"],
+        &["events", "--help"],
         &["sessions", "--help"],
         &["sessions", "list", "--help"],
         &["sessions", "revoke", "--help"],
@@ -276,4 +279,9 @@ fn the_signing_key_file_is_private() {
 #[test]
 fn owners_and_metadata_are_kept_and_listed_by_owner_on_the_embedded_store() {
     owners_and_metadata_are_kept_and_listed_by_owner(&Authctl::embedded());
+}
+
+#[test]
+fn keys_are_updated_and_each_change_is_in_their_events_on_the_embedded_store() {
+    keys_are_updated_and_each_change_is_in_their_events(&Authctl::embedded());
 }

@@ -19,6 +19,7 @@ mod support;
 use cases::{
     NO_KEY, a_forced_rotation_warns_what_it_breaks, a_second_rotation_is_refused_until,
     bad_input_is_refused, keys_and_sessions_are_managed,
+    keys_are_updated_and_each_change_is_in_their_events,
     owners_and_metadata_are_kept_and_listed_by_owner,
 };
 use support::{Authctl, output};
@@ -171,4 +172,9 @@ fn rotating_the_signing_key_on_dynamodb_is_spaced_and_can_be_forced() {
 #[test]
 fn owners_and_metadata_are_kept_and_listed_by_owner_on_dynamodb() {
     owners_and_metadata_are_kept_and_listed_by_owner(&Authctl::dynamodb());
+}
+
+#[test]
+fn keys_are_updated_and_each_change_is_in_their_events_on_dynamodb() {
+    keys_are_updated_and_each_change_is_in_their_events(&Authctl::dynamodb());
 }

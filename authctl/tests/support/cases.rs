@@ -285,6 +285,77 @@ pub fn owners_and_metadata_are_kept_and_listed_by_owner(authctl: &Authctl) {
     );
 }
 
+/// A key's name, scopes, metadata and expiry change through `keys update`,
+/// and every change (and none for a change of nothing) is in its events.
+pub fn keys_are_updated_and_each_change_is_in_their_events(authctl: &Authctl) {
+    let created = authctl.create_key("before", "read write");
+    let id = str_of(&created, "key_id").to_owned();
+    let updated = authctl
+        .ok(&[
+            "keys",
+            "update",
+            &id,
+            "--name",
+            "after",
+            "--scopes",
+            "read",
+            "--meta",
+            r#"{"plan": "pro"}"#,
+            "--expires-in",
+            "30d",
+            "--json",
+        ])
+        .json();
+    assert_eq!(updated["name"], "after", "{updated}");
+    assert_eq!(updated["scopes"], "read", "{updated}");
+    assert_eq!(updated["meta"], json!({"plan": "pro"}), "{updated}");
+    assert!(updated["expires_at"].as_u64().is_some(), "{updated}");
+    let same = authctl.ok(&["keys", "update", &id, "--name", "after"]);
+    assert!(same.stdout.contains("nothing changed"), "{same:?}");
+    let cleared = authctl
+        .ok(&[
+            "keys",
+            "update",
+            &id,
+            "--clear-meta",
+            "--no-expiry",
+            "--json",
+        ])
+        .json();
+    assert_eq!(
+        (&cleared["meta"], &cleared["expires_at"]),
+        (&Value::Null, &Value::Null)
+    );
+    authctl.ok(&["keys", "revoke", &id]);
+    authctl
+        .run(&["keys", "update", &id, "--name", "x"])
+        .fails(1, "is revoked");
+
+    let listed = authctl.ok(&["events", &id, "--json"]);
+    let events: Vec<Value> = listed
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = events.iter().map(|e| str_of(e, "action")).collect();
+    assert_eq!(
+        actions,
+        ["key.revoked", "key.updated", "key.updated", "key.created"],
+        "{listed:?}"
+    );
+    assert_eq!(
+        events[2]["changes"]["scopes"],
+        json!({"old": "read write", "new": "read"})
+    );
+    assert_eq!(events[0]["actor"]["kind"], "cli");
+    assert!(str_of(&events[0]["actor"], "id").contains('@'), "user@host");
+    let text = authctl.ok(&["events", &id]);
+    assert!(text.stdout.contains("key.revoked"), "{text:?}");
+    authctl
+        .run(&["events", NO_KEY])
+        .fails(3, "no key 0123456789abcdef");
+}
+
 /// A second rotation this soon is refused with exit 1, saying when it may run.
 pub fn a_second_rotation_is_refused_until(authctl: &Authctl, allowed_from: u64) {
     let refused = authctl.run(&["rotate-signing-key"]);
