@@ -277,6 +277,7 @@ fn print_key(record: &KeyRecord, now: u64, json: bool) {
             "expires_at": record.expires_at,
             "owner": record.owner,
             "meta": record.meta,
+            "last_used_at": record.last_used_at,
         });
         println!("{body}");
     } else {

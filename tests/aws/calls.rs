@@ -4,10 +4,12 @@
 
 use auth_shared::aws::calls::{AwsCalls, CallCount};
 use auth_shared::aws::rotation::Rotator;
-use auth_shared::domain::api_key::ApiKey;
+use auth_shared::domain::api_key::{ApiKey, KeyId};
 use auth_shared::domain::rotation::{Pace, Spacing};
+use auth_shared::domain::usage;
 use auth_shared::telemetry::Audit;
 use auth_tests::aws::AwsTestApp;
+use auth_tests::expect::key_id;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -35,10 +37,19 @@ async fn with_calls<F: std::future::Future>(calls: &AwsCalls, work: F) -> (F::Ou
     )
 }
 
+/// Writes `key`'s last use as now, as its first request of the hour would:
+/// the budgets below are those of the requests after it.
+async fn mark_used(t: &AwsTestApp, key: &str) {
+    let id = KeyId::parse(key_id(key)).unwrap();
+    let now = t.clock.seconds();
+    assert!(t.store().touch_key(&id, now, now + 1).await.unwrap());
+}
+
 #[tokio::test]
 async fn each_operation_stays_within_its_aws_call_budget() {
     let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
+    mark_used(&t, &key).await;
     let (_, cold_secrets) = calls_of(
         &t.calls,
         t.login(json!({"api_key": key, "session_id": "a"})),
@@ -72,6 +83,7 @@ async fn each_operation_stays_within_its_aws_call_budget() {
     );
 
     t.clock.advance(7200 - 299);
+    mark_used(&t, &key).await;
     let refreshed = calls_of(
         &t.calls,
         t.login(json!({"api_key": key, "session_id": "a"})),
@@ -162,9 +174,46 @@ async fn a_rejected_token_costs_no_aws_call() {
 }
 
 #[tokio::test]
+async fn a_keys_first_use_in_an_hour_costs_one_more_write_once_per_environment() {
+    let t = AwsTestApp::spawn().await;
+    let key = t.create_key("read").await;
+    assert_eq!(
+        calls_of(
+            &t.calls,
+            t.login(json!({"api_key": key, "session_id": "a"}))
+        )
+        .await,
+        (4, 1),
+        "the first login: read, session times, write, and the key's last use (and the cold key cache)"
+    );
+    let token = t.token(&key, "a").await;
+    assert_eq!(
+        calls_of(&t.calls, t.verify(&token, None)).await,
+        (1, 0),
+        "the use was written: verify is one read again"
+    );
+    t.clock.advance(usage::RESOLUTION_SECONDS);
+    assert_eq!(
+        calls_of(&t.calls, t.verify(&token, None)).await,
+        (2, 0),
+        "an hour on, the first verify writes the use again"
+    );
+    assert_eq!(
+        calls_of(&t.calls, t.verify(&token, None)).await,
+        (1, 0),
+        "and the next one does not"
+    );
+    let id = KeyId::parse(key_id(&key)).unwrap();
+    let stored = t.store().key(&id).await.unwrap().unwrap();
+    assert_eq!(stored.last_used_at, Some(t.clock.seconds()));
+    assert_eq!(stored.version, 1, "a last use changes no version");
+}
+
+#[tokio::test]
 async fn warming_up_at_init_leaves_the_first_request_only_its_own_call() {
     let t = AwsTestApp::spawn().await;
     let key = t.create_key("read").await;
+    mark_used(&t, &key).await;
     assert_eq!(
         calls_of(&t.calls, t.app.warm_up()).await,
         (1, 1),

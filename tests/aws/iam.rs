@@ -14,6 +14,7 @@ use auth_shared::aws::calls::AwsCalls;
 use auth_shared::aws::rotation::{RotationError, RotationEvent, Rotator};
 use auth_shared::config::TokenPolicy;
 use auth_shared::domain::rotation::Spacing;
+use auth_shared::domain::usage;
 use auth_shared::http::{self, Route};
 use auth_tests::ISSUER;
 use auth_tests::aws::AwsTestApp;
@@ -192,6 +193,12 @@ async fn the_verify_function_makes_only_the_calls_its_policy_allows_and_uses_eve
 
     let (status, body) = verify.bearer(Method::GET, "/auth/verify", &token).await;
     assert_eq!(status, 200, "verify: {body}");
+    t.clock.advance(usage::RESOLUTION_SECONDS);
+    let (status, body) = verify.bearer(Method::GET, "/auth/verify", &token).await;
+    assert_eq!(
+        status, 200,
+        "verify an hour after the key's last use: {body}"
+    );
     let (status, _) = verify
         .bearer(Method::POST, "/auth/verify?scope=write", &token)
         .await;
@@ -350,11 +357,14 @@ async fn the_authorizer_function_makes_only_the_calls_its_policy_allows_and_uses
     assert_eq!(t.revoke_bearer(&revoked).await.status, 200);
     let expired = t.app.policy.ttl_seconds + t.app.policy.leeway_seconds + 1;
     let mut allowed = 0;
+    // The live token again an hour on: its key's last use is written.
+    let hour = usage::RESOLUTION_SECONDS;
     for (token, later) in [
         (&*live, 0),
         (&*revoked, 0),
         ("garbage", 0),
-        (&*live, expired),
+        (&*live, hour),
+        (&*live, expired - hour),
     ] {
         t.clock.advance(later);
         for name in &names {

@@ -105,6 +105,11 @@ impl Store for AtomicPuts {
         self.inner.save_key(record, event)
     }
 
+    fn touch_key<'a, 'b, 't>(&'a self, key: &'b KeyId, at: u64, stale_before: u64) -> Fut<'t, bool>
+    where 'a: 't, 'b: 't, Self: 't {
+        self.inner.touch_key(key, at, stale_before)
+    }
+
     fn keys_page<'a, 'b, 'c, 't>(&'a self, owner: Option<&'b Owner>, after: Option<&'c KeyPosition>, limit: usize)
         -> Fut<'t, Vec<KeyRecord>>
     where 'a: 't, 'b: 't, 'c: 't, Self: 't {

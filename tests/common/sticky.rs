@@ -134,6 +134,9 @@ impl Store for RevokeBeforeFirstSave {
         }
         self.inner.save_key(r, e).await
     }
+    async fn touch_key(&self, k: &KeyId, at: u64, stale: u64) -> Result<bool, StoreError> {
+        self.inner.touch_key(k, at, stale).await
+    }
     async fn keys_page(
         &self,
         owner: Option<&Owner>,

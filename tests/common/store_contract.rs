@@ -298,6 +298,46 @@ async fn keys_are_paged_newest_first_of_one_owner_or_of_all_with_no_gap_or_repea
 }
 
 #[tokio::test]
+async fn a_keys_last_use_is_written_only_over_an_older_one_and_changes_nothing_else() {
+    for (name, store, _dir) in crate::backend::stores().await {
+        let k = key("k", 10);
+        assert!(store.create_key(&k, &event_at(&k, 1_000)).await.unwrap());
+        assert!(
+            store.touch_key(&k.id, 5_000, 5_000).await.unwrap(),
+            "{name}: unset"
+        );
+        assert!(
+            !store.touch_key(&k.id, 5_500, 5_000).await.unwrap(),
+            "{name}: 5000 is not older than 5000"
+        );
+        assert!(
+            store.touch_key(&k.id, 9_000, 5_001).await.unwrap(),
+            "{name}"
+        );
+        let stored = store.key(&k.id).await.unwrap().unwrap();
+        let expected = KeyRecord {
+            last_used_at: Some(9_000),
+            ..at_version(&k, 1)
+        };
+        assert_eq!(stored, expected, "{name}: the same key at the same version");
+        assert!(
+            !store
+                .touch_key(&key("ghost", 1).id, 9_000, 10_000)
+                .await
+                .unwrap(),
+            "{name}: no key, no write"
+        );
+        assert!(
+            store
+                .save_key(&stored, &event_at(&stored, 2_000))
+                .await
+                .unwrap(),
+            "{name}: a key write after a touch still lands on its version"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_key_write_from_a_stale_read_is_refused() {
     for (name, store, _dir) in crate::backend::stores().await {
         let k = key("k", 1);

@@ -298,6 +298,27 @@ impl Store for DynamoDbStore {
         }
     }
 
+    async fn touch_key(&self, key: &KeyId, at: u64, stale_before: u64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(primary(key_pk(key), KEY_SK.into())))
+            .update_expression("SET last_used_at = :at")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(last_used_at) OR last_used_at < :stale)",
+            )
+            .expression_attribute_values(":at", n(at))
+            .expression_attribute_values(":stale", n(stale_before))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn keys_page(
         &self,
         owner: Option<&Owner>,

@@ -7,6 +7,7 @@ use crate::config::TokenPolicy;
 use crate::domain::clock::Clock;
 use crate::domain::keyring::{KeyRing, KeySource};
 use crate::domain::store::Store;
+use crate::domain::usage::UsageMarks;
 
 /// Everything the use cases need: token rules, the store, the signing keys and a clock.
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct App {
     pub keys: Arc<KeyRing>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Which keys' last use this environment has written lately.
+    pub usage: Arc<UsageMarks>,
 }
 
 impl App {
@@ -37,6 +40,7 @@ impl App {
             store,
             keys: Arc::new(KeyRing::new(source, key_cache)),
             clock,
+            usage: Arc::default(),
         }
     }
 

@@ -20,6 +20,7 @@ use crate::domain::scope::Scopes;
 use crate::domain::session_id::SessionId;
 use crate::domain::store::{SessionRecord, StoredToken};
 use crate::domain::token::{self, Claims};
+use crate::domain::usage;
 use crate::telemetry::Audit;
 
 /// Reads and conditional writes before a contended login gives up (503).
@@ -72,6 +73,7 @@ pub async fn login(app: &App, request: LoginRequest, audit: &mut Audit) -> Resul
         let record = record
             .filter(|r| r.authenticates(&key, now))
             .ok_or(Error::InvalidClient)?;
+        let last_used_at = record.last_used_at;
         let scope = match &requested {
             None => record.scopes.clone(),
             Some(s) if s.is_subset(&record.scopes) => s.clone(),
@@ -97,6 +99,7 @@ pub async fn login(app: &App, request: LoginRequest, audit: &mut Audit) -> Resul
                         return Err(Error::SessionConflict);
                     }
                     if let Some(issued) = reuse(app, current, now).await? {
+                        usage::note(app, key.id(), last_used_at, now).await;
                         return Ok(issued);
                     }
                 }
@@ -118,9 +121,11 @@ pub async fn login(app: &App, request: LoginRequest, audit: &mut Audit) -> Resul
         };
         let replaces = stored.as_ref().map(|s| s.current.claims.jti.as_str());
         if app.store.put_session(&record, replaces).await? {
-            return issue(app, &record.current, now).await?.ok_or_else(|| {
+            let issued = issue(app, &record.current, now).await?.ok_or_else(|| {
                 Error::internal("the key that just signed is no longer in the ring")
-            });
+            })?;
+            usage::note(app, key.id(), last_used_at, now).await;
+            return Ok(issued);
         }
         // Another login wrote first: read again and hand out its token.
     }

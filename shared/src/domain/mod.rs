@@ -23,6 +23,7 @@ pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod token;
+pub mod usage;
 pub mod verify;
 
 pub use app::App;

@@ -316,6 +316,11 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// Sets the key's `last_used_at` to `at` when it is unset or before
+    /// `stale_before`, leaving every other field and its version as they
+    /// are; `false` when nothing was written (no key, or a fresher time).
+    async fn touch_key(&self, key: &KeyId, at: u64, stale_before: u64) -> Result<bool, StoreError>;
+
     /// Every key (admin listing).
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
 

@@ -204,6 +204,17 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn touch_key(&self, key: &KeyId, at: u64, stale_before: u64) -> Result<bool, StoreError> {
+        let mut tables = self.tables();
+        match tables.keys.get_mut(key) {
+            Some(k) if k.last_used_at.is_none_or(|t| t < stale_before) => {
+                k.last_used_at = Some(at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn keys_page(
         &self,
         owner: Option<&Owner>,
@@ -314,6 +325,10 @@ impl Store for DownStore {
     }
 
     async fn save_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
+        self.fail().await
+    }
+
+    async fn touch_key(&self, _: &KeyId, _: u64, _: u64) -> Result<bool, StoreError> {
         self.fail().await
     }
 

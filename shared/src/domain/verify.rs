@@ -15,6 +15,7 @@ use crate::domain::scope::Scopes;
 use crate::domain::session_id::SessionId;
 use crate::domain::store::KeyAndSession;
 use crate::domain::token::{self, Claims, TokenError};
+use crate::domain::usage;
 use crate::telemetry::Audit;
 
 /// A token that passed every check.
@@ -46,7 +47,11 @@ pub async fn verify(
     audit.session_id = Some(claims.sid.clone());
     let (key, session) = owner(&claims)?;
     let state = app.store.key_and_session(&key, &session).await?;
-    backed(claims, state, required.as_ref(), app.clock.now()?)
+    let last_used_at = state.0.as_ref().and_then(|r| r.last_used_at);
+    let now = app.clock.now()?;
+    let verified = backed(claims, state, required.as_ref(), now)?;
+    usage::note(app, &key, last_used_at, now).await;
+    Ok(verified)
 }
 
 /// The key and session a token names. Ids that cannot exist were never

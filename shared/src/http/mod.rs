@@ -306,6 +306,9 @@ mod tests {
         async fn save_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
             Ok(false)
         }
+        async fn touch_key(&self, _: &KeyId, _: u64, _: u64) -> Result<bool, StoreError> {
+            Ok(false)
+        }
         async fn keys_page(
             &self,
             _: Option<&Owner>,

@@ -569,6 +569,20 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn touch_key(&self, key: &KeyId, at: u64, stale_before: u64) -> Result<bool, StoreError> {
+        // Not durably: a last use lost to a power cut is written again.
+        let changed = self
+            .writer()
+            .await
+            .execute(
+                "UPDATE keys SET record = json_set(record, '$.last_used_at', ?2)
+                 WHERE id = ?1 AND coalesce(json_extract(record, '$.last_used_at'), 0) < ?3",
+                params![key.as_str(), to_i64(at)?, to_i64(stale_before)?],
+            )
+            .map_err(unavailable)?;
+        Ok(changed == 1)
+    }
+
     async fn keys_page(
         &self,
         owner: Option<&Owner>,
