@@ -116,6 +116,12 @@ impl Store for AtomicPuts {
         self.inner.keys_page(owner, after, limit)
     }
 
+    fn events_page<'a, 'b, 'c, 't>(&'a self, owner: Option<&'b Owner>, before: Option<&'c str>, limit: usize)
+        -> Fut<'t, Vec<AuditEvent>>
+    where 'a: 't, 'b: 't, 'c: 't, Self: 't {
+        self.inner.events_page(owner, before, limit)
+    }
+
     fn key_events<'a, 'b, 'c, 't>(&'a self, key: &'b KeyId, before: Option<&'c str>, limit: usize)
         -> Fut<'t, Vec<AuditEvent>>
     where 'a: 't, 'b: 't, 'c: 't, Self: 't {

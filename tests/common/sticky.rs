@@ -145,6 +145,14 @@ impl Store for RevokeBeforeFirstSave {
     ) -> Result<Vec<KeyRecord>, StoreError> {
         self.inner.keys_page(owner, after, limit).await
     }
+    async fn events_page(
+        &self,
+        owner: Option<&Owner>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.events_page(owner, before, limit).await
+    }
     async fn key_events(
         &self,
         k: &KeyId,

@@ -338,6 +338,49 @@ async fn a_keys_last_use_is_written_only_over_an_older_one_and_changes_nothing_e
 }
 
 #[tokio::test]
+async fn events_are_paged_newest_first_of_one_owner_or_of_all_with_no_gap_or_repeat() {
+    for (name, store, _dir) in crate::backend::stores().await {
+        let acme = Owner::parse("acme").unwrap();
+        let mut written = Vec::new();
+        for i in 0..5_u64 {
+            let mut k = key(&format!("k{i}"), 10 + i);
+            if i % 2 == 0 {
+                k.owner = Some(acme.clone());
+            }
+            let event = event_at(&k, 1_000 + i);
+            assert!(store.create_key(&k, &event).await.unwrap(), "{name}");
+            written.push(event);
+        }
+        written.reverse();
+        for owner in [None, Some(&acme)] {
+            let expected: Vec<AuditEvent> = written
+                .iter()
+                .filter(|e| owner.is_none() || e.owner.as_ref() == owner)
+                .cloned()
+                .collect();
+            let mut pages = Vec::new();
+            let mut before: Option<String> = None;
+            loop {
+                let page = store
+                    .events_page(owner, before.as_deref(), 2)
+                    .await
+                    .unwrap();
+                let Some(last) = page.last() else { break };
+                before = Some(last.id.clone());
+                pages.extend(page);
+            }
+            assert_eq!(pages, expected, "{name}, owner {owner:?}");
+        }
+        // Keys and events share the indexes: neither listing shows the other.
+        assert_eq!(
+            store.keys_page(Some(&acme), None, 10).await.unwrap().len(),
+            3,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_key_write_from_a_stale_read_is_refused() {
     for (name, store, _dir) in crate::backend::stores().await {
         let k = key("k", 1);

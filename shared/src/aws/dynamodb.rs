@@ -326,7 +326,7 @@ impl Store for DynamoDbStore {
         limit: usize,
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let (index, pk, partition) = match owner {
-            None => (KEYS_INDEX, ALL_PK, ALL_KEYS.to_owned()),
+            None => (ALL_INDEX, ALL_PK, ALL_KEYS.to_owned()),
             Some(owner) => (OWNER_INDEX, OWNER_PK, owner_pk(owner)),
         };
         let request = self
@@ -335,25 +335,84 @@ impl Store for DynamoDbStore {
             .table_name(&self.table)
             .index_name(index)
             .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            // One more than asked after a bound: BETWEEN returns the bound too.
+            .limit(
+                i32::try_from(limit.saturating_add(usize::from(after.is_some())))
+                    .unwrap_or(i32::MAX),
+            )
             .expression_attribute_names("#pk", pk)
             .expression_attribute_names("#sk", LISTED_SK)
             .expression_attribute_values(":pk", s(partition));
+        // "KEY#" sorts above "EVENT#": below a key's position, from "KEY#" on.
         let request = match after {
             None => request
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_values(":prefix", s("KEY#")),
-            // Only key items carry these attributes, so "below" needs no prefix.
             Some(position) => request
-                .key_condition_expression("#pk = :pk AND #sk < :after")
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :after")
+                .expression_attribute_values(":first", s("KEY#"))
                 .expression_attribute_values(":after", s(listed_sk(position))),
         };
         let out = request.send().await.map_err(unavailable)?;
-        out.items
+        let keys = out
+            .items
             .unwrap_or_default()
             .iter()
             .map(decode_key)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        // BETWEEN includes its bound, the last key of the page before.
+        Ok(keys
+            .into_iter()
+            .filter(|k| after.is_none_or(|a| &KeyPosition::of(k) < a))
+            .take(limit)
+            .collect())
+    }
+
+    async fn events_page(
+        &self,
+        owner: Option<&Owner>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let (index, pk, partition) = match owner {
+            None => (ALL_INDEX, ALL_PK, ALL_EVENTS.to_owned()),
+            Some(owner) => (OWNER_INDEX, OWNER_PK, owner_pk(owner)),
+        };
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .scan_index_forward(false)
+            // One more than asked after a bound: BETWEEN returns the bound too.
+            .limit(
+                i32::try_from(limit.saturating_add(usize::from(before.is_some())))
+                    .unwrap_or(i32::MAX),
+            )
+            .expression_attribute_names("#pk", pk)
+            .expression_attribute_names("#sk", LISTED_SK)
+            .expression_attribute_values(":pk", s(partition));
+        let request = match before {
+            None => request
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_values(":prefix", s(EVENT_PREFIX)),
+            Some(id) => request
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :before")
+                .expression_attribute_values(":first", s(EVENT_PREFIX))
+                .expression_attribute_values(":before", s(format!("{EVENT_PREFIX}{id}"))),
+        };
+        let out = request.send().await.map_err(unavailable)?;
+        let events = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(decode_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(events
+            .into_iter()
+            .filter(|e| before.is_none_or(|b| e.id.as_str() < b))
+            .take(limit)
+            .collect())
     }
 
     async fn key_events(
@@ -529,7 +588,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attr(LISTED_SK)?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
-        .global_secondary_indexes(listing_index(KEYS_INDEX, ALL_PK, &key)?)
+        .global_secondary_indexes(listing_index(ALL_INDEX, ALL_PK, &key)?)
         .global_secondary_indexes(listing_index(OWNER_INDEX, OWNER_PK, &key)?)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
@@ -594,14 +653,17 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 
 const KEY_SK: &str = "KEY";
 const SESSION_PREFIX: &str = "SESSION#";
-/// The index of every key, newest first: partition [`ALL_PK`] = [`ALL_KEYS`].
-pub const KEYS_INDEX: &str = "keys_all";
-/// The index of one owner's keys: partition [`OWNER_PK`] = `OWNER#<owner>`.
-pub const OWNER_INDEX: &str = "keys_by_owner";
+/// The index of every key and every event, newest first: partition
+/// [`ALL_PK`] = [`ALL_KEYS`] or [`ALL_EVENTS`].
+pub const ALL_INDEX: &str = "listing_all";
+/// The index of one owner's keys and events: partition [`OWNER_PK`] =
+/// `OWNER#<owner>`, sort keys `KEY#...` and `EVENT#...`.
+pub const OWNER_INDEX: &str = "listing_by_owner";
 const ALL_PK: &str = "all_pk";
 const OWNER_PK: &str = "owner_pk";
 const LISTED_SK: &str = "listed_sk";
 const ALL_KEYS: &str = "KEYS";
+const ALL_EVENTS: &str = "EVENTS";
 const EVENT_PREFIX: &str = "EVENT#";
 
 fn key_pk(key: &KeyId) -> String {
@@ -707,10 +769,14 @@ fn encode_session(r: &SessionRecord) -> Result<Item, StoreError> {
 fn encode_event(event: &AuditEvent) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(event).map_err(internal)?;
     item.remove("key_id");
-    item.extend(primary(
-        key_pk(&event.key_id),
-        format!("{EVENT_PREFIX}{}", event.id),
-    ));
+    let sk = format!("{EVENT_PREFIX}{}", event.id);
+    item.extend(primary(key_pk(&event.key_id), sk.clone()));
+    // The listing indexes' keys, as a key item has them.
+    item.insert(ALL_PK.into(), s(ALL_EVENTS));
+    item.insert(LISTED_SK.into(), s(sk));
+    if let Some(owner) = &event.owner {
+        item.insert(OWNER_PK.into(), s(owner_pk(owner)));
+    }
     Ok(item)
 }
 

@@ -307,6 +307,16 @@ pub trait Store: Send + Sync {
     /// Callers go through [`crate::domain::admin::update`], which retries.
     async fn save_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError>;
 
+    /// Events of every key, or of `owner`'s keys, newest first: at most
+    /// `limit`, older than the event id `before` when given. An index read,
+    /// like [`Store::keys_page`].
+    async fn events_page(
+        &self,
+        owner: Option<&Owner>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
     /// The events of `key`, newest first: at most `limit`, older than the
     /// event id `before` when given. Expired events may be among them.
     async fn key_events(

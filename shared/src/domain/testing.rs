@@ -234,6 +234,25 @@ impl Store for MemoryStore {
         Ok(keys)
     }
 
+    async fn events_page(
+        &self,
+        owner: Option<&Owner>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut events: Vec<AuditEvent> = self
+            .tables()
+            .events
+            .iter()
+            .filter(|e| owner.is_none_or(|o| e.owner.as_ref() == Some(o)))
+            .filter(|e| before.is_none_or(|b| e.id.as_str() < b))
+            .cloned()
+            .collect();
+        events.sort_by(|a, b| b.id.cmp(&a.id));
+        events.truncate(limit);
+        Ok(events)
+    }
+
     async fn key_events(
         &self,
         key: &KeyId,
@@ -338,6 +357,15 @@ impl Store for DownStore {
         _: Option<&KeyPosition>,
         _: usize,
     ) -> Result<Vec<KeyRecord>, StoreError> {
+        self.fail().await
+    }
+
+    async fn events_page(
+        &self,
+        _: Option<&Owner>,
+        _: Option<&str>,
+        _: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         self.fail().await
     }
 

@@ -317,6 +317,14 @@ mod tests {
         ) -> Result<Vec<KeyRecord>, StoreError> {
             Ok(Vec::new())
         }
+        async fn events_page(
+            &self,
+            _: Option<&Owner>,
+            _: Option<&str>,
+            _: usize,
+        ) -> Result<Vec<AuditEvent>, StoreError> {
+            Ok(Vec::new())
+        }
         async fn key_events(
             &self,
             _: &KeyId,

@@ -114,6 +114,11 @@ const MIGRATIONS: &[&str] = &[
     UPDATE keys SET owner = json_extract(record, '$.owner');
     CREATE INDEX keys_by_owner ON keys (owner, created_at, id);
     CREATE INDEX keys_by_creation ON keys (created_at, id);",
+    // Paged listing of events, newest first, of one owner or of all.
+    "ALTER TABLE events ADD COLUMN owner TEXT;
+    UPDATE events SET owner = json_extract(record, '$.owner');
+    CREATE INDEX events_by_owner ON events (owner, id);
+    CREATE INDEX events_by_id ON events (id);",
 ];
 
 /// The most each connection caches, in KiB (SQLite's negative form): enough
@@ -616,6 +621,30 @@ impl Store for SqliteStore {
         records.iter().map(|r| decode_key(r)).collect()
     }
 
+    async fn events_page(
+        &self,
+        owner: Option<&Owner>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let conn = self.reader()?;
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT record FROM events WHERE (?1 IS NULL OR owner = ?1)
+                 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+            )
+            .map_err(unavailable)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let records = statement
+            .query_map(params![owner.map(Owner::as_str), before, limit], |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(unavailable)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        records.iter().map(|r| decode_event(r)).collect()
+    }
+
     async fn key_events(
         &self,
         key: &KeyId,
@@ -637,13 +666,7 @@ impl Store for SqliteStore {
             .map_err(unavailable)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
-        records
-            .iter()
-            .map(|r| {
-                serde_json::from_str(r)
-                    .map_err(|e| StoreError::Internal(format!("corrupt event row: {e}")))
-            })
-            .collect()
+        records.iter().map(|r| decode_event(r)).collect()
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -831,12 +854,23 @@ fn logged(
     }
     let record = serde_json::to_string(event).map_err(|e| StoreError::Internal(e.to_string()))?;
     tx.execute(
-        "INSERT INTO events (key_id, id, ttl, record) VALUES (?1, ?2, ?3, ?4)",
-        params![event.key_id.as_str(), event.id, to_i64(event.ttl)?, record],
+        "INSERT INTO events (key_id, id, ttl, record, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            event.key_id.as_str(),
+            event.id,
+            to_i64(event.ttl)?,
+            record,
+            event.owner.as_ref().map(Owner::as_str)
+        ],
     )
     .map_err(unavailable)?;
     tx.commit().map_err(unavailable)?;
     Ok(true)
+}
+
+fn decode_event(record: &str) -> Result<AuditEvent, StoreError> {
+    serde_json::from_str(record)
+        .map_err(|e| StoreError::Internal(format!("corrupt event row: {e}")))
 }
 
 fn decode_key(record: &str) -> Result<KeyRecord, StoreError> {
