@@ -1,12 +1,13 @@
 //! `authctl sessions ...`: the sessions of a key, and revoking one.
 
+use auth_shared::domain::audit::{AuditEvent, DEFAULT_RETENTION_DAYS};
 use auth_shared::domain::clock::{Clock, SystemClock};
 use auth_shared::domain::session_id::SessionId;
 use serde_json::json;
 
 use crate::cli::{BackendArgs, SessionsCommand};
 use crate::error::CliError;
-use crate::keys::{existing, time};
+use crate::keys::{existing, operator, time};
 
 pub async fn run(backend: &BackendArgs, command: SessionsCommand) -> Result<(), CliError> {
     let store = backend.store().await?;
@@ -47,7 +48,21 @@ pub async fn run(backend: &BackendArgs, command: SessionsCommand) -> Result<(), 
             let key = existing(store.as_ref(), &key_id).await?;
             let session =
                 SessionId::parse(&session_id).map_err(|e| CliError::Invalid(e.to_string()))?;
-            if !store.delete_session(&key.id, &session, None).await? {
+            let now_ms = SystemClock
+                .now_ms()
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            let event = AuditEvent::of_session_revoke(
+                &key.id,
+                key.owner.as_ref(),
+                session.as_str(),
+                &operator(),
+                now_ms,
+                DEFAULT_RETENTION_DAYS,
+            );
+            if !store
+                .delete_session(&key.id, &session, None, &event)
+                .await?
+            {
                 return Err(CliError::NotFound(format!(
                     "no session {session_id} for key {key_id}"
                 )));

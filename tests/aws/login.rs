@@ -74,10 +74,10 @@ impl Store for AtomicPuts {
         })
     }
 
-    fn delete_session<'a, 'b, 'c, 'd, 't>(&'a self, key: &'b KeyId, session: &'c SessionId, holding: Option<&'d str>)
+    fn delete_session<'a, 'b, 'c, 'd, 'e, 't>(&'a self, key: &'b KeyId, session: &'c SessionId, holding: Option<&'d str>, event: &'e AuditEvent)
         -> Fut<'t, bool>
-    where 'a: 't, 'b: 't, 'c: 't, 'd: 't, Self: 't {
-        self.inner.delete_session(key, session, holding)
+    where 'a: 't, 'b: 't, 'c: 't, 'd: 't, 'e: 't, Self: 't {
+        self.inner.delete_session(key, session, holding, event)
     }
 
     fn unexpired_sessions<'a, 'b, 't>(&'a self, key: &'b KeyId, now: u64) -> Fut<'t, Vec<SessionTimes>>

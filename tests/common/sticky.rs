@@ -98,8 +98,9 @@ impl Store for RevokeBeforeFirstSave {
         k: &KeyId,
         s: &SessionId,
         h: Option<&str>,
+        e: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        self.inner.delete_session(k, s, h).await
+        self.inner.delete_session(k, s, h, e).await
     }
     async fn list_sessions(&self, k: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
         self.inner.list_sessions(k).await

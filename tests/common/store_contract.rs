@@ -381,6 +381,51 @@ async fn events_are_paged_newest_first_of_one_owner_or_of_all_with_no_gap_or_rep
 }
 
 #[tokio::test]
+async fn a_session_delete_and_its_event_land_together_or_not_at_all() {
+    for (name, store, _dir) in crate::backend::stores().await {
+        let k = key("k", 10);
+        let created = event_at(&k, 1_000);
+        assert!(store.create_key(&k, &created).await.unwrap());
+        assert!(
+            store
+                .put_session(&session(&k.id, "s", "j1", 3600, None), None)
+                .await
+                .unwrap()
+        );
+        let wrong = auth_tests::session_event(&k.id, "s");
+        assert!(
+            !store
+                .delete_session(&k.id, &sid("s"), Some("j0"), &wrong)
+                .await
+                .unwrap(),
+            "{name}: not its token"
+        );
+        let ended = auth_tests::session_event(&k.id, "s");
+        assert!(
+            store
+                .delete_session(&k.id, &sid("s"), Some("j1"), &ended)
+                .await
+                .unwrap()
+        );
+        let gone = auth_tests::session_event(&k.id, "s");
+        assert!(
+            !store
+                .delete_session(&k.id, &sid("s"), None, &gone)
+                .await
+                .unwrap()
+        );
+        let events = store.key_events(&k.id, None, 10).await.unwrap();
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        assert!(ids.contains(&ended.id.as_str()), "{name}: {ids:?}");
+        assert!(
+            !ids.contains(&wrong.id.as_str()) && !ids.contains(&gone.id.as_str()),
+            "{name}: no event for a delete that did not happen: {ids:?}"
+        );
+        assert_eq!(events.len(), 2, "{name}");
+    }
+}
+
+#[tokio::test]
 async fn a_key_write_from_a_stale_read_is_refused() {
     for (name, store, _dir) in crate::backend::stores().await {
         let k = key("k", 1);
@@ -555,20 +600,38 @@ async fn deleting_a_session_can_require_that_it_holds_a_token() {
             .unwrap();
         assert!(
             !store
-                .delete_session(&k.id, &sid("s"), Some("j0"))
+                .delete_session(
+                    &k.id,
+                    &sid("s"),
+                    Some("j0"),
+                    &auth_tests::session_event(&k.id, "s")
+                )
                 .await
                 .unwrap(),
             "{name}: not held"
         );
         assert!(
             store
-                .delete_session(&k.id, &sid("s"), Some("j1"))
+                .delete_session(
+                    &k.id,
+                    &sid("s"),
+                    Some("j1"),
+                    &auth_tests::session_event(&k.id, "s")
+                )
                 .await
                 .unwrap(),
             "{name}: the predecessor counts"
         );
         assert!(
-            !store.delete_session(&k.id, &sid("s"), None).await.unwrap(),
+            !store
+                .delete_session(
+                    &k.id,
+                    &sid("s"),
+                    None,
+                    &auth_tests::session_event(&k.id, "s")
+                )
+                .await
+                .unwrap(),
             "{name}: already gone"
         );
         store
@@ -576,7 +639,15 @@ async fn deleting_a_session_can_require_that_it_holds_a_token() {
             .await
             .unwrap();
         assert!(
-            store.delete_session(&k.id, &sid("t"), None).await.unwrap(),
+            store
+                .delete_session(
+                    &k.id,
+                    &sid("t"),
+                    None,
+                    &auth_tests::session_event(&k.id, "t")
+                )
+                .await
+                .unwrap(),
             "{name}"
         );
     }

@@ -60,7 +60,17 @@ async fn two_sqlite_stores_on_one_file_see_each_others_writes() {
             .await
             .unwrap()
     );
-    assert!(admin.delete_session(&k.id, &sid("s"), None).await.unwrap());
+    assert!(
+        admin
+            .delete_session(
+                &k.id,
+                &sid("s"),
+                None,
+                &auth_tests::session_event(&k.id, "s")
+            )
+            .await
+            .unwrap()
+    );
 }
 
 /// Separate connections race as separate processes do: SQLite's own locking,

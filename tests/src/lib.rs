@@ -66,6 +66,11 @@ pub fn now_ms() -> u64 {
     auth_shared::domain::clock::SystemClock.now_ms().unwrap()
 }
 
+/// The event the tests' own revoke of session `session` of `key` records.
+pub fn session_event(key: &auth_shared::domain::api_key::KeyId, session: &str) -> AuditEvent {
+    AuditEvent::of_session_revoke(key, None, session, &origin(), now_ms(), 400)
+}
+
 /// A unique name for a table or secret.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

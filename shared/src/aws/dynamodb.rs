@@ -19,9 +19,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
 };
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
@@ -219,24 +219,21 @@ impl Store for DynamoDbStore {
         key: &KeyId,
         session: &SessionId,
         holding: Option<&str>,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let request = self
-            .client
-            .delete_item()
+        let delete = Delete::builder()
             .table_name(&self.table)
-            .set_key(Some(primary(key_pk(key), session_sk(session))))
-            .return_values(ReturnValue::AllOld);
-        let request = match holding {
-            None => request,
-            Some(jti) => request
-                .condition_expression("jti = :jti OR prev_jti = :jti")
+            .set_key(Some(primary(key_pk(key), session_sk(session))));
+        let delete = match holding {
+            None => delete.condition_expression("attribute_exists(pk)"),
+            Some(jti) => delete
+                .condition_expression("attribute_exists(pk) AND (jti = :jti OR prev_jti = :jti)")
                 .expression_attribute_values(":jti", s(jti)),
         };
-        match request.send().await {
-            Ok(out) => Ok(out.attributes.is_some_and(|a| !a.is_empty())),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        let write = TransactWriteItem::builder()
+            .delete(delete.build().map_err(internal)?)
+            .build();
+        self.write_with_event(write, event).await
     }
 
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
@@ -506,6 +503,17 @@ impl DynamoDbStore {
             )
             .build()
             .map_err(internal)?;
+        let write = TransactWriteItem::builder().put(key).build();
+        self.write_with_event(write, event).await
+    }
+
+    /// Runs `write` and the put of `event` as one transaction: both land or
+    /// neither; `false` when a condition of `write` refused it.
+    async fn write_with_event(
+        &self,
+        write: TransactWriteItem,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         let event = Put::builder()
             .table_name(&self.table)
             .set_item(Some(encode_event(event)?))
@@ -515,7 +523,7 @@ impl DynamoDbStore {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(key).build())
+            .transact_items(write)
             .transact_items(TransactWriteItem::builder().put(event).build())
             .send()
             .await;

@@ -153,9 +153,14 @@ impl AuditEvent {
             Some(_) if changes.is_empty() => return None,
             Some(_) => Action::KeyUpdated,
         };
+        let written = (
+            &after.id,
+            after.owner.as_ref(),
+            after.version.saturating_add(1),
+        );
         Some(Self::new(
             action,
-            after,
+            written,
             None,
             changes,
             origin,
@@ -164,17 +169,20 @@ impl AuditEvent {
         ))
     }
 
-    /// The event of the revoke of `session` of `key`.
+    /// The event of the revoke of `session` of the key `key_id` (of `owner`).
     pub fn of_session_revoke(
-        key: &KeyRecord,
+        key_id: &KeyId,
+        owner: Option<&Owner>,
         session: &str,
         origin: &Origin,
         now_ms: u64,
         retention_days: u64,
     ) -> Self {
+        // A session revoke writes no key version: 0 sorts it before the key
+        // changes of its millisecond.
         Self::new(
             Action::SessionRevoked,
-            key,
+            (key_id, owner, 0),
             Some(session.to_owned()),
             Map::new(),
             origin,
@@ -185,7 +193,7 @@ impl AuditEvent {
 
     fn new(
         action: Action,
-        key: &KeyRecord,
+        (key_id, owner, version): (&KeyId, Option<&Owner>, u64),
         session_id: Option<String>,
         changes: Map<String, Value>,
         origin: &Origin,
@@ -195,7 +203,6 @@ impl AuditEvent {
         // Time first, so ids sort as events happened; then the key version
         // the change writes, so one key's events of one millisecond keep
         // their order; the random rest keeps other keys' events apart.
-        let version = key.version.saturating_add(1);
         let id = format!(
             "{now_ms:015}-{version:010}-{}",
             uuid::Uuid::new_v4().simple()
@@ -205,8 +212,8 @@ impl AuditEvent {
             time_ms: now_ms,
             action,
             actor: origin.actor.clone(),
-            key_id: key.id.clone(),
-            owner: key.owner.clone(),
+            key_id: key_id.clone(),
+            owner: owner.cloned(),
             session_id,
             request_id: origin.request_id.clone(),
             source_ip: origin.source_ip.clone(),

@@ -15,7 +15,7 @@ use crate::domain::Error;
 use crate::domain::admin;
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::app::App;
-use crate::domain::audit::{Actor, Origin};
+use crate::domain::audit::{Actor, AuditEvent, DEFAULT_RETENTION_DAYS, Origin};
 use crate::domain::authenticate::{Requirement, authenticate};
 use crate::domain::session_id::SessionId;
 use crate::domain::verify::authentic_claims;
@@ -85,8 +85,19 @@ pub async fn revoke(
                 None => SessionId::default_session(),
             };
             audit.session_id = Some(session.to_string());
-            let (key, _) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
-            let removed = app.store.delete_session(key.id(), &session, None).await?;
+            let (key, record) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
+            let event = AuditEvent::of_session_revoke(
+                key.id(),
+                record.owner.as_ref(),
+                session.as_str(),
+                &self_service(&record, audit),
+                app.clock.now_ms()?,
+                DEFAULT_RETENTION_DAYS,
+            );
+            let removed = app
+                .store
+                .delete_session(key.id(), &session, None, &event)
+                .await?;
             Ok(Revoked {
                 sessions: u64::from(removed),
                 api_key: false,
@@ -157,9 +168,23 @@ async fn revoke_token(
     }
     // Only while the session still holds this token: an old token must not
     // end a session that has since moved on to a new one.
+    // The token's holder revokes it; its key is not read, so the event
+    // names the key but not the key's owner.
+    let origin = Origin {
+        request_id: audit.request_id.clone(),
+        ..Origin::of(Actor::key(&key, None))
+    };
+    let event = AuditEvent::of_session_revoke(
+        &key,
+        None,
+        session.as_str(),
+        &origin,
+        app.clock.now_ms()?,
+        DEFAULT_RETENTION_DAYS,
+    );
     let removed = app
         .store
-        .delete_session(&key, &session, Some(&claims.jti))
+        .delete_session(&key, &session, Some(&claims.jti), &event)
         .await?;
     Ok(Revoked {
         sessions: u64::from(removed),

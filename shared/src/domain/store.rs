@@ -273,12 +273,14 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Deletes a session; with `holding`, only if its current or previous
-    /// token has that jti. Returns whether a session was deleted.
+    /// token has that jti. Stores `event` in the same transaction: both or
+    /// neither. Returns whether a session was deleted.
     async fn delete_session(
         &self,
         key: &KeyId,
         session: &SessionId,
         holding: Option<&str>,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError>;
 
     /// Every stored session of a key, expired ones included.

@@ -130,6 +130,7 @@ impl Store for MemoryStore {
         key: &KeyId,
         session: &SessionId,
         holding: Option<&str>,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut tables = self.tables();
         let id = session_key(key.as_str(), session.as_str());
@@ -143,6 +144,7 @@ impl Store for MemoryStore {
         if !tables.sessions.get(&id).is_some_and(held) {
             return Ok(false);
         }
+        tables.events.push(event.clone());
         Ok(tables.sessions.remove(&id).is_some())
     }
 
@@ -323,6 +325,7 @@ impl Store for DownStore {
         _: &KeyId,
         _: &SessionId,
         _: Option<&str>,
+        _: &AuditEvent,
     ) -> Result<bool, StoreError> {
         self.fail().await
     }

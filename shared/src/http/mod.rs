@@ -284,6 +284,7 @@ mod tests {
             _: &KeyId,
             _: &SessionId,
             _: Option<&str>,
+            _: &AuditEvent,
         ) -> Result<bool, StoreError> {
             Ok(false)
         }

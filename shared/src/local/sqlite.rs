@@ -499,16 +499,18 @@ impl Store for SqliteStore {
         key: &KeyId,
         session: &SessionId,
         holding: Option<&str>,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let deleted = durably(&*self.writer().await, |conn| {
-            conn.execute(
-                "DELETE FROM sessions WHERE key_id = ?1 AND session_id = ?2
-                 AND (?3 IS NULL OR jti = ?3 OR prev_jti = ?3)",
-                params![key.as_str(), session.as_str(), holding],
-            )
-            .map_err(unavailable)
-        })?;
-        Ok(deleted > 0)
+        durably(&*self.writer().await, |conn| {
+            logged(conn, event, |tx| {
+                tx.execute(
+                    "DELETE FROM sessions WHERE key_id = ?1 AND session_id = ?2
+                     AND (?3 IS NULL OR jti = ?3 OR prev_jti = ?3)",
+                    params![key.as_str(), session.as_str(), holding],
+                )
+                .map_err(unavailable)
+            })
+        })
     }
 
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
