@@ -12,6 +12,7 @@
     clippy::string_slice
 )]
 
+mod admin;
 mod authorizer;
 mod errors;
 mod events;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use auth_shared::aws::dynamodb::DynamoDbStore;
 use auth_shared::config::TokenPolicy;
 use auth_shared::http::Route;
+use auth_shared::http::admin::Endpoint;
 use auth_tests::aws::dead_endpoint;
 use auth_tests::{TestApp, TestResponse};
 use base64::Engine;
@@ -147,9 +148,21 @@ fn post_form(path: &str, auth: Option<&str>, form: &str) -> Call {
     call("POST", path, &headers, form)
 }
 
-/// The path of a URI, without its query.
+/// The documented path of a URI: without its query, and as its template
+/// for a path with parameters.
 fn path_of(uri: &str) -> &str {
-    uri.split('?').next().unwrap_or(uri)
+    let path = uri.split('?').next().unwrap_or(uri);
+    match Endpoint::of(path) {
+        Some(e) => e.template(),
+        None => path,
+    }
+}
+
+/// A path to request for a documented one: its parameters filled in.
+fn concrete(template: &str) -> String {
+    template
+        .replace("{key_id}", "0123456789abcdef")
+        .replace("{session_id}", "s")
 }
 
 /// Sends each call to a handler serving `routes` and checks the answer against the document.
@@ -169,7 +182,11 @@ async fn run(spec: &Spec, t: &TestApp, routes: &[Route], calls: Vec<Call>) -> An
 #[tokio::test]
 async fn every_documented_path_is_a_route_and_every_route_is_documented() {
     let documented: BTreeSet<String> = Spec::load().methods().into_keys().collect();
-    let routes: BTreeSet<String> = Route::ALL.iter().map(|r| r.path().to_owned()).collect();
+    let routes: BTreeSet<String> = Route::ALL
+        .iter()
+        .flat_map(|r| r.templates())
+        .map(|p| (*p).to_owned())
+        .collect();
     assert_eq!(documented, routes);
 }
 
@@ -178,16 +195,15 @@ async fn every_route_is_documented_with_exactly_the_methods_it_takes() {
     let spec = Spec::load();
     let methods = spec.methods();
     let t = TestApp::spawn().await;
-    for route in Route::ALL {
-        let documented = &methods[route.path()];
+    for path in Route::ALL.iter().flat_map(|r| r.templates()) {
+        let documented = &methods[*path];
         for method in METHODS {
             let m = Method::from_bytes(method.as_bytes()).unwrap();
-            let r = t.request(m, route.path(), &[], "").await;
+            let r = t.request(m, &concrete(path), &[], "").await;
             assert_eq!(
                 r.status == 405,
                 !documented.contains(method),
-                "{method} {}: {:?}",
-                route.path(),
+                "{method} {path}: {:?}",
                 r.body
             );
             if r.status == 405 {
@@ -197,7 +213,7 @@ async fn every_route_is_documented_with_exactly_the_methods_it_takes() {
                     .split(", ")
                     .map(str::to_owned)
                     .collect();
-                assert_eq!(&allow, documented, "Allow of {}", route.path());
+                assert_eq!(&allow, documented, "Allow of {path}");
             }
         }
     }
@@ -306,15 +322,17 @@ async fn client_answers(spec: &Spec) -> Answers {
         call("GET", "/.well-known/oauth-authorization-server", &[], ""),
     ];
     let mut seen = run(spec, &t, Route::ALL, calls).await;
+    seen.extend(admin_answers(spec, &t).await);
 
     // What every operation answers alike: a method the route does not take,
     // a function that does not serve it, a body too large or of another type.
     let big = json!({"pad": "x".repeat(16 * 1024)}).to_string();
     for (path, methods) in spec.methods() {
-        let r = t.request(Method::PUT, &path, &[], "").await;
+        let r = t.request(Method::PUT, &concrete(&path), &[], "").await;
         for method in &methods {
             seen.insert(spec.check(method, &path, &r));
         }
+        let path = concrete(&path);
         for method in &methods {
             seen.extend(run(spec, &t, &[], vec![call(method, &path, &[], "")]).await);
             if method == "POST" {
@@ -327,6 +345,156 @@ async fn client_answers(spec: &Spec) -> Answers {
         }
     }
     seen
+}
+
+/// Success and client errors of every management operation, with root keys.
+async fn admin_answers(spec: &Spec, t: &TestApp) -> Answers {
+    let root = t
+        .create_key("admin:keys:read admin:keys:write admin:audit:read")
+        .await;
+    let bearer = format!("Bearer {}", t.token(&root, "admin").await);
+    let reader = t.create_key("admin:keys:read").await;
+    let reader = format!("Bearer {}", t.token(&reader, "admin").await);
+    let writer = t.create_key("admin:keys:write").await;
+    let writer = format!("Bearer {}", t.token(&writer, "admin").await);
+    let auth = |token: &str| ("authorization", token.to_owned());
+    let as_root = |method: &str, path: &str, body: Option<Value>| {
+        let mut c = call(method, path, &[], "");
+        c.headers.push(auth(&bearer));
+        if let Some(body) = body {
+            c.headers
+                .push(("content-type", "application/json".to_owned()));
+            c.body = body.to_string();
+        }
+        c
+    };
+    let made = t
+        .request(
+            Method::POST,
+            "/admin/v1/keys",
+            &[("authorization", &bearer), JSON],
+            &json!({"name": "k", "scopes": "read"}).to_string(),
+        )
+        .await;
+    let id = made.body["key"]["key_id"].as_str().unwrap().to_owned();
+    let revoked = t.create_key("read").await;
+    let revoked = key_id(&revoked).to_owned();
+    let key = |rest: &str| format!("/admin/v1/keys/{id}{rest}");
+    let gone = |rest: &str| format!("/admin/v1/keys/{revoked}{rest}");
+    let unknown = |rest: &str| format!("/admin/v1/keys/0123456789abcdef{rest}");
+    let big = json!({"pad": "x".repeat(16 * 1024)}).to_string();
+    let mut calls = vec![as_root("POST", &gone("/revoke"), None)];
+    for (method, path, body) in [
+        (
+            "POST",
+            "/admin/v1/keys".to_owned(),
+            Some(
+                json!({"name": "k", "scopes": "read", "owner": "acme", "meta": {"a": 1}, "expires_in": 60}),
+            ),
+        ),
+        (
+            "POST",
+            "/admin/v1/keys".to_owned(),
+            Some(json!({"scopes": "read"})),
+        ),
+        (
+            "POST",
+            "/admin/v1/keys".to_owned(),
+            Some(json!({"name": "k", "scopes": "admin:portal"})),
+        ),
+        ("GET", "/admin/v1/keys?limit=1".to_owned(), None),
+        ("GET", "/admin/v1/keys?limit=0".to_owned(), None),
+        ("GET", key(""), None),
+        ("GET", key("?a=1&a=2"), None),
+        ("GET", unknown(""), None),
+        (
+            "PATCH",
+            key(""),
+            Some(json!({"name": "renamed", "meta": null})),
+        ),
+        ("PATCH", key(""), Some(json!({"name": null}))),
+        ("PATCH", unknown(""), Some(json!({}))),
+        ("PATCH", gone(""), Some(json!({"name": "x"}))),
+        ("POST", key("/rotate"), Some(json!({"grace_seconds": 60}))),
+        ("POST", key("/rotate"), Some(json!({"grace_seconds": -1}))),
+        ("POST", unknown("/rotate"), None),
+        ("POST", gone("/rotate"), None),
+        ("GET", key("/sessions"), None),
+        ("GET", key("/sessions?cursor=x"), None),
+        ("GET", unknown("/sessions"), None),
+        ("POST", key("/sessions/s/revoke"), None),
+        ("POST", key("/sessions/s/revoke"), Some(json!({"x": 1}))),
+        ("POST", unknown("/sessions/s/revoke"), None),
+        ("POST", key("/sessions/revoke"), None),
+        ("POST", key("/sessions/revoke"), Some(json!({"x": 1}))),
+        ("POST", unknown("/sessions/revoke"), None),
+        ("GET", format!("/admin/v1/events?key_id={id}"), None),
+        ("GET", "/admin/v1/events".to_owned(), None),
+        (
+            "GET",
+            "/admin/v1/events?key_id=0123456789abcdef".to_owned(),
+            None,
+        ),
+        ("POST", key("/revoke"), Some(json!({"x": 1}))),
+        ("POST", unknown("/revoke"), None),
+        ("POST", key("/revoke"), None),
+    ] {
+        calls.push(as_root(method, &path, body));
+    }
+    for (method, path) in [
+        ("GET", "/admin/v1/keys".to_owned()),
+        ("POST", "/admin/v1/keys".to_owned()),
+        ("GET", key("")),
+        ("PATCH", key("")),
+        ("POST", key("/rotate")),
+        ("POST", key("/revoke")),
+        ("GET", key("/sessions")),
+        ("POST", key("/sessions/revoke")),
+        ("POST", key("/sessions/s/revoke")),
+        ("GET", format!("/admin/v1/events?key_id={id}")),
+    ] {
+        let reader_call = Call {
+            headers: vec![auth(if method == "GET" { &writer } else { &reader })],
+            ..call(method, &path, &[], "")
+        };
+        let garbage = Call {
+            headers: vec![auth("Bearer garbage")],
+            ..call(method, &path, &[], "")
+        };
+        calls.extend([reader_call, garbage]);
+        if method != "GET" {
+            let mut too_big = as_root(method, &path, None);
+            too_big
+                .headers
+                .push(("content-type", "application/json".to_owned()));
+            too_big.body = big.clone();
+            let mut text = as_root(method, &path, None);
+            text.headers.push(("content-type", "text/plain".to_owned()));
+            text.body = "x".into();
+            calls.extend([too_big, text]);
+        }
+    }
+    run(spec, t, Route::ALL, calls).await
+}
+
+/// Every management operation with a root key's token, for the backend failures.
+fn admin_backend_calls(bearer: &str) -> Vec<Call> {
+    let key = |rest: &str| format!("/admin/v1/keys/0123456789abcdef{rest}");
+    [
+        ("GET", "/admin/v1/keys".to_owned()),
+        ("POST", "/admin/v1/keys".to_owned()),
+        ("GET", key("")),
+        ("PATCH", key("")),
+        ("POST", key("/rotate")),
+        ("POST", key("/revoke")),
+        ("GET", key("/sessions")),
+        ("POST", key("/sessions/revoke")),
+        ("POST", key("/sessions/s/revoke")),
+        ("GET", "/admin/v1/events?key_id=0123456789abcdef".to_owned()),
+    ]
+    .into_iter()
+    .map(|(method, path)| call(method, &path, &[("authorization", bearer)], ""))
+    .collect()
 }
 
 /// 500 from every operation that reads a key: its item in the table is corrupt.
@@ -377,7 +545,8 @@ async fn capped(spec: &Spec) -> Answers {
 fn backend_calls(key: &str, token: &str) -> Vec<Call> {
     let auth = basic(key);
     let bearer = format!("Bearer {token}");
-    vec![
+    let mut calls = admin_backend_calls(&bearer);
+    calls.extend([
         post_json("/auth/login", json!({"api_key": key, "session_id": "new"})),
         call("GET", "/auth/verify", &[("authorization", &bearer)], ""),
         post_json("/auth/verify", json!({"token": token})),
@@ -392,7 +561,8 @@ fn backend_calls(key: &str, token: &str) -> Vec<Call> {
         ),
         post_form("/oauth2/introspect", Some(&auth), &format!("token={token}")),
         post_form("/oauth2/revoke", Some(&auth), &format!("token={token}")),
-    ]
+    ]);
+    calls
 }
 
 #[tokio::test]

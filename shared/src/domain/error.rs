@@ -39,6 +39,16 @@ pub enum Error {
     /// seconds until the oldest live session expires.
     #[error("too many sessions")]
     TooManySessions(u64),
+    /// No such key, or one outside the caller's owner: the same answer for
+    /// both, so a caller cannot learn what exists beyond its owner.
+    #[error("not found")]
+    NotFound,
+    /// An owner-bound caller named another owner for a new key.
+    #[error("owner mismatch")]
+    OwnerMismatch,
+    /// The key is revoked, and revoked keys do not change.
+    #[error("key revoked")]
+    KeyRevoked,
     /// A backend (store, key source, clock) failed or is throttled after retries.
     #[error("backend unavailable")]
     Unavailable(#[source] Box<dyn StdError + Send + Sync>),
@@ -69,6 +79,9 @@ impl Error {
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::SessionConflict => "session_conflict",
             Self::TooManySessions(_) => "too_many_sessions",
+            Self::NotFound => "not_found",
+            Self::OwnerMismatch => "owner_mismatch",
+            Self::KeyRevoked => "key_revoked",
             Self::Internal(_) => "server_error",
             Self::Unavailable(_) => "temporarily_unavailable",
         }

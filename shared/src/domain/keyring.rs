@@ -94,6 +94,18 @@ impl SigningKey {
             .verify_slice(signature)
             .is_ok()
     }
+
+    /// A key for another purpose, derived from this one: HMAC-SHA256 of
+    /// `label` under it. Distinct labels give independent keys, none of which
+    /// tells anything of this key or signs a token.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        self.verifying
+            .clone()
+            .chain_update(label)
+            .finalize()
+            .into_bytes()
+            .into()
+    }
 }
 
 /// The keys in force: one that signs, and the one before it that still verifies.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod introspect;
 pub mod keyring;
 pub mod login;
+pub mod manage;
 pub mod owner;
 pub mod revoke;
 pub mod rotation;

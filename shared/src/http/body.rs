@@ -43,6 +43,8 @@ pub enum Encoding {
     Json,
     /// `application/x-www-form-urlencoded`.
     Form,
+    /// `application/merge-patch+json` (RFC 7396), JSON that a PATCH takes.
+    MergePatch,
 }
 
 impl Encoding {
@@ -53,6 +55,8 @@ impl Encoding {
             Some(Self::Json)
         } else if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
             Some(Self::Form)
+        } else if media.eq_ignore_ascii_case("application/merge-patch+json") {
+            Some(Self::MergePatch)
         } else {
             None
         }
@@ -69,20 +73,30 @@ impl Fields {
             return Ok(Self::Empty);
         }
         match content_type.and_then(Encoding::of) {
-            Some(Encoding::Json) => match strict_json(body) {
-                Ok(Value::Object(map)) => Ok(Self::Json(map)),
-                Ok(_) => Err(ApiError::InvalidRequest(
-                    "the JSON body must be an object".into(),
-                )),
-                Err(JsonError::Repeated) => Err(ApiError::InvalidRequest(
-                    "the JSON body names a member twice".into(),
-                )),
-                Err(JsonError::Syntax) => Err(ApiError::InvalidRequest(
-                    "the body is not valid JSON".into(),
-                )),
-            },
+            Some(Encoding::Json) => json_object(body).map(Self::Json),
             Some(Encoding::Form) => Self::urlencoded(body, "the form body"),
-            None => Err(ApiError::UnsupportedMediaType),
+            Some(Encoding::MergePatch) | None => Err(ApiError::UnsupportedMediaType),
+        }
+    }
+
+    /// Parses a JSON object body, as the management routes take: sent as
+    /// `application/json` or, where `merge_patch`, also as
+    /// `application/merge-patch+json` (RFC 7396). No body is an empty object.
+    pub fn json(
+        content_type: Option<&str>,
+        body: &[u8],
+        merge_patch: bool,
+    ) -> Result<Map<String, Value>, ApiError> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Map::new());
+        }
+        match content_type.and_then(Encoding::of) {
+            Some(Encoding::Json) => json_object(body),
+            Some(Encoding::MergePatch) if merge_patch => json_object(body),
+            _ => Err(ApiError::UnsupportedMediaType),
         }
     }
 
@@ -166,6 +180,22 @@ impl Fields {
                 .any(|n| map.get(*n).is_some_and(|v| !v.is_null())),
             Self::Form(pairs) => pairs.iter().any(|(n, _)| names.contains(&n.as_str())),
         }
+    }
+}
+
+/// A body that must be one JSON object, no member named twice.
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match strict_json(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::InvalidRequest(
+            "the JSON body must be an object".into(),
+        )),
+        Err(JsonError::Repeated) => Err(ApiError::InvalidRequest(
+            "the JSON body names a member twice".into(),
+        )),
+        Err(JsonError::Syntax) => Err(ApiError::InvalidRequest(
+            "the body is not valid JSON".into(),
+        )),
     }
 }
 

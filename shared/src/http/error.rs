@@ -51,7 +51,9 @@ impl ApiError {
                 Error::InvalidRequest(_) | Error::InvalidScope(_) => 400,
                 Error::InvalidClient | Error::InvalidToken(_) => 401,
                 Error::InsufficientScope(_) => 403,
-                Error::SessionConflict => 409,
+                Error::SessionConflict | Error::KeyRevoked => 409,
+                Error::NotFound => 404,
+                Error::OwnerMismatch => 403,
                 Error::TooManySessions(_) => 429,
                 Error::Internal(_) => 500,
                 Error::Unavailable(_) => 503,
@@ -95,6 +97,9 @@ impl ApiError {
                 Error::TooManySessions(_) => {
                     "the API key holds as many live sessions as it may; reuse a session_id, or retry after Retry-After".into()
                 }
+                Error::NotFound => "no such key".into(),
+                Error::OwnerMismatch => "a key must belong to the caller's own owner".into(),
+                Error::KeyRevoked => "the key is revoked; revoked keys do not change".into(),
                 Error::Internal(_) => "internal error; quote the request_id".into(),
                 Error::Unavailable(_) => "a backend is unavailable; retry shortly".into(),
             },
@@ -153,6 +158,9 @@ mod tests {
                 "method_not_allowed",
             ),
             (domain(Error::SessionConflict), 409, "session_conflict"),
+            (domain(Error::KeyRevoked), 409, "key_revoked"),
+            (domain(Error::NotFound), 404, "not_found"),
+            (domain(Error::OwnerMismatch), 403, "owner_mismatch"),
             (domain(Error::TooManySessions(60)), 429, "too_many_sessions"),
             (ApiError::PayloadTooLarge, 413, "invalid_request"),
             (ApiError::UnsupportedMediaType, 415, "invalid_request"),

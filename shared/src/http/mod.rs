@@ -3,9 +3,11 @@
 //! Routing, body limits, content types, headers and the one log line per
 //! request live here; the logic modules never see HTTP. Every Lambda and the
 //! local server call [`handle`], each serving its own routes: [`auth`] holds
-//! the `/auth/*` routes, [`oauth`] the OAuth2 ones, [`credential`] reads the
-//! `Authorization` header for all of them.
+//! the `/auth/*` routes, [`oauth`] the OAuth2 ones, [`admin`] the
+//! management API's, [`credential`] reads the `Authorization` header for all
+//! of them.
 
+pub mod admin;
 mod auth;
 pub mod body;
 pub mod credential;
@@ -17,8 +19,8 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use lambda_http::http::header::CONTENT_TYPE;
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::header::{CONTENT_TYPE, LOCATION};
+use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -48,6 +50,8 @@ pub enum Route {
     OAuthRevoke,
     /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
     Metadata,
+    /// The management API, `/admin/v1/*` (see [`admin::Endpoint`]).
+    Admin,
 }
 
 impl Route {
@@ -60,6 +64,7 @@ impl Route {
         Route::Introspect,
         Route::OAuthRevoke,
         Route::Metadata,
+        Route::Admin,
     ];
     /// The routes of the `login` Lambda: getting tokens.
     pub const LOGIN: &'static [Route] = &[Route::Login, Route::Token, Route::Metadata];
@@ -67,8 +72,11 @@ impl Route {
     pub const VERIFY: &'static [Route] = &[Route::Verify, Route::Introspect];
     /// The routes of the `revoke` Lambda: ending tokens.
     pub const REVOKE: &'static [Route] = &[Route::Revoke, Route::OAuthRevoke];
+    /// The routes of the `admin` Lambda: managing keys.
+    pub const ADMIN: &'static [Route] = &[Route::Admin];
 
-    /// The path, also the log's `route`.
+    /// The path, also the log's `route`; for [`Route::Admin`], the prefix
+    /// of its endpoints.
     pub fn path(self) -> &'static str {
         match self {
             Self::Login => "/auth/login",
@@ -78,6 +86,22 @@ impl Route {
             Self::Introspect => "/oauth2/introspect",
             Self::OAuthRevoke => "/oauth2/revoke",
             Self::Metadata => "/.well-known/oauth-authorization-server",
+            Self::Admin => admin::PREFIX,
+        }
+    }
+
+    /// Every path the route serves, as documented: its endpoints' templates
+    /// for [`Route::Admin`], its one path for the others.
+    pub fn templates(self) -> &'static [&'static str] {
+        match self {
+            Self::Admin => admin::Endpoint::TEMPLATES,
+            Self::Login => &["/auth/login"],
+            Self::Verify => &["/auth/verify"],
+            Self::Revoke => &["/auth/revoke"],
+            Self::Token => &["/oauth2/token"],
+            Self::Introspect => &["/oauth2/introspect"],
+            Self::OAuthRevoke => &["/oauth2/revoke"],
+            Self::Metadata => &["/.well-known/oauth-authorization-server"],
         }
     }
 
@@ -91,6 +115,8 @@ impl Route {
 
     fn accepts(self, method: &Method) -> bool {
         match self {
+            // Each endpoint checks its own methods.
+            Self::Admin => true,
             Self::Verify => method == Method::GET || method == Method::POST,
             Self::Metadata => method == Method::GET,
             _ => method == Method::POST,
@@ -100,8 +126,38 @@ impl Route {
     /// The route a path names. Matching the end of the path lets the same
     /// binary run behind an API Gateway stage or a function URL prefix.
     fn of(path: &str) -> Option<Self> {
-        let path = path.trim_end_matches('/');
-        Self::ALL.iter().copied().find(|r| path.ends_with(r.path()))
+        let trimmed = path.trim_end_matches('/');
+        let fixed = Self::ALL
+            .iter()
+            .copied()
+            .find(|r| *r != Self::Admin && trimmed.ends_with(r.path()));
+        fixed.or_else(|| admin::Endpoint::of(path).map(|_| Self::Admin))
+    }
+
+    /// What the log's `route` says of a request to `path` on this route.
+    fn label(self, path: &str) -> &'static str {
+        match self {
+            Self::Admin => admin::Endpoint::of(path).map_or(admin::PREFIX, |e| e.template()),
+            other => other.path(),
+        }
+    }
+}
+
+/// A success: its status, body and, for a creation, where the new thing is.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    status: StatusCode,
+    body: Value,
+    location: Option<String>,
+}
+
+impl From<Value> for Reply {
+    fn from(body: Value) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body,
+            location: None,
+        }
     }
 }
 
@@ -139,14 +195,24 @@ pub async fn handle(
             .unwrap_or_else(|_| Err(Error::internal(Panicked).into())),
     };
     let response = match &result {
-        Ok(body) => response::json(StatusCode::OK, body),
+        Ok(reply) => {
+            let mut response = response::json(reply.status, &reply.body);
+            // A path that routed is visible ASCII; should it not be, the
+            // body still names the new key.
+            if let Some(location) = reply.location.as_deref()
+                && let Ok(value) = HeaderValue::from_str(location)
+            {
+                response.headers_mut().insert(LOCATION, value);
+            }
+            response
+        }
         Err(e) => response::error(e, route == Some(Route::Verify), credential, &request_id),
     };
     let error = result.as_ref().err();
     RequestLine {
         function,
         kind: None,
-        route: route.map_or("unknown", Route::path),
+        route: route.map_or("unknown", |r| r.label(request.uri().path())),
         method: Some(request.method().as_str()),
         status: Some(response.status().as_u16()),
         outcome: if error.is_none() { "ok" } else { "error" },
@@ -174,7 +240,10 @@ async fn dispatch(
     request: &Request,
     credential: Credential<'_>,
     audit: &mut Audit,
-) -> Result<Value, ApiError> {
+) -> Result<Reply, ApiError> {
+    if route == Route::Admin {
+        return admin::handle(app, request, credential, audit).await;
+    }
     let fields = if request.method() == Method::GET {
         Fields::Empty
     } else {
@@ -184,7 +253,7 @@ async fn dispatch(
             .and_then(|v| v.to_str().ok());
         Fields::parse(content_type, request.body().as_ref())?
     };
-    match route {
+    let body = match route {
         Route::Login => auth::login(app, &fields, audit).await,
         Route::Verify => {
             let query = Fields::query(request.uri().query().unwrap_or(""))?;
@@ -195,7 +264,9 @@ async fn dispatch(
         Route::Introspect => oauth::introspect(app, basic_of(credential), &fields, audit).await,
         Route::OAuthRevoke => oauth::revoke(app, basic_of(credential), &fields, audit).await,
         Route::Metadata => Ok(oauth::metadata(&app.policy)),
-    }
+        Route::Admin => Err(ApiError::NotFound),
+    };
+    body.map(Reply::from)
 }
 
 /// The bearer token, if any; other schemes count as none, but an unreadable
