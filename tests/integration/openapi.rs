@@ -430,6 +430,7 @@ async fn admin_answers(spec: &Spec, t: &TestApp) -> Answers {
         ("POST", unknown("/sessions/revoke"), None),
         ("GET", format!("/admin/v1/events?key_id={id}"), None),
         ("GET", "/admin/v1/events".to_owned(), None),
+        ("GET", "/admin/v1/events?owner=a%20b".to_owned(), None),
         (
             "GET",
             "/admin/v1/events?key_id=0123456789abcdef".to_owned(),

@@ -28,12 +28,12 @@ use sha2::Sha256;
 use crate::domain::admin::{self, CreateError, NewKey, RotateError};
 use crate::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
 use crate::domain::app::App;
-use crate::domain::audit::{Actor, AuditEvent, Origin};
+use crate::domain::audit::{Actor, AuditEvent, DEFAULT_RETENTION_DAYS, Origin};
 use crate::domain::keyring::{KeySet, SigningKey};
 use crate::domain::owner::{Meta, Owner};
 use crate::domain::scope::Scopes;
 use crate::domain::session_id::SessionId;
-use crate::domain::store::{SessionRecord, Store, StoreError};
+use crate::domain::store::{KeyPosition, SessionRecord, Store, StoreError};
 use crate::domain::token::TokenError;
 use crate::domain::{Error, verify};
 use crate::telemetry::Audit;
@@ -442,25 +442,25 @@ pub async fn list_keys(
 }
 
 /// Keys newest first (by creation, then id), of `owner` when given, after
-/// `after`, at most `limit`. The one place keys are listed.
-// Pages in memory over every key until the store lists a page of one owner
-// (a GSI Query); swapping this body for that call is the whole change.
+/// `after`, at most `limit`: the store's index listing, never a scan.
 async fn keys_page(
     store: &dyn Store,
     owner: Option<&Owner>,
     after: Option<&Position>,
     limit: usize,
 ) -> Result<Vec<KeyRecord>, StoreError> {
-    let mut keys: Vec<KeyRecord> = store
-        .list_keys()
-        .await?
-        .into_iter()
-        .filter(|k| owner.is_none_or(|o| k.owner.as_ref() == Some(o)))
-        .filter(|k| after.is_none_or(|p| key_position(k).cmp_newest_first(p) == Ordering::Greater))
-        .collect();
-    keys.sort_by(|a, b| key_position(a).cmp_newest_first(&key_position(b)));
-    keys.truncate(limit);
-    Ok(keys)
+    // A position whose id is no key id was never handed out: nothing is after it.
+    let after = match after {
+        None => None,
+        Some(p) => match KeyId::parse(&p.id) {
+            Some(id) => Some(KeyPosition {
+                created_at: p.at,
+                id,
+            }),
+            None => return Ok(Vec::new()),
+        },
+    };
+    store.keys_page(owner, after.as_ref(), limit).await
 }
 
 /// The key `id`, if the caller sees it.
@@ -620,7 +620,18 @@ pub async fn revoke_session(
         && stored.is_some_and(|s| {
             s.current.claims.exp > now && !record.revoked_session_minted_at(s.current.minted_ms)
         });
-    let deleted = app.store.delete_session(&record.id, &session, None).await?;
+    let event = AuditEvent::of_session_revoke(
+        &record.id,
+        record.owner.as_ref(),
+        session.as_str(),
+        &caller.origin,
+        app.clock.now_ms()?,
+        DEFAULT_RETENTION_DAYS,
+    );
+    let deleted = app
+        .store
+        .delete_session(&record.id, &session, None, &event)
+        .await?;
     Ok(live && deleted)
 }
 
@@ -636,8 +647,8 @@ pub async fn revoke_sessions(app: &App, caller: &Caller, id: &str) -> Result<u64
     Ok(admin::sessions_ended(app.store.as_ref(), &updated, now_ms / 1000).await?)
 }
 
-/// The events of the key `id`, newest first. Listing by owner alone needs
-/// a store index that does not exist yet, so a key id is required.
+/// Events newest first: of the key `id` when given, else of `owner` (an
+/// owner-bound caller's own when it names none), else of every key.
 pub async fn events(
     app: &App,
     caller: &Caller,
@@ -646,29 +657,51 @@ pub async fn events(
     paging: Paging,
 ) -> Result<Page<AuditEvent>, Error> {
     let owner = owner.map(parse_owner).transpose()?;
-    let id = id.ok_or_else(|| invalid("key_id is required"))?;
-    let record = show(app, caller, id).await?;
-    if owner.is_some_and(|o| record.owner.as_ref() != Some(&o)) {
-        return Ok(Page {
-            items: Vec::new(),
-            next_cursor: None,
-        });
-    }
-    let listing = format!("events|{}", record.id);
     let keys = app.keys.keys().await?;
+    let (listing, record) = match id {
+        Some(id) => {
+            let record = show(app, caller, id).await?;
+            if owner
+                .as_ref()
+                .is_some_and(|o| record.owner.as_ref() != Some(o))
+            {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                });
+            }
+            (format!("events|key|{}", record.id), Some(record))
+        }
+        None => (String::new(), None),
+    };
+    let owner = match (&caller.owner, owner) {
+        (Some(mine), Some(asked)) if *mine != asked => {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        (mine, asked) => asked.or_else(|| mine.clone()),
+    };
+    let listing = match &record {
+        Some(_) => listing,
+        None => format!("events|owner|{}", owner.as_ref().map_or("", Owner::as_str)),
+    };
     let before = paging
         .cursor
         .as_deref()
         .map(|c| open(&keys, &listing, c))
         .transpose()?;
-    let found = app
-        .store
-        .key_events(
-            &record.id,
-            before.as_ref().map(|p| p.id.as_str()),
-            paging.limit.saturating_add(1),
-        )
-        .await?;
+    let before = before.as_ref().map(|p| p.id.as_str());
+    let wanted = paging.limit.saturating_add(1);
+    let found = match &record {
+        Some(record) => app.store.key_events(&record.id, before, wanted).await?,
+        None => {
+            app.store
+                .events_page(owner.as_ref(), before, wanted)
+                .await?
+        }
+    };
     page(&keys, &listing, found, paging.limit, |e| Position {
         at: 0,
         id: e.id.clone(),
