@@ -322,38 +322,15 @@ impl Store for DynamoDbStore {
         after: Option<&KeyPosition>,
         limit: usize,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        let (index, pk, partition) = match owner {
-            None => (ALL_INDEX, ALL_PK, ALL_KEYS.to_owned()),
-            Some(owner) => (OWNER_INDEX, OWNER_PK, owner_pk(owner)),
+        let listing = Listing {
+            owner,
+            all: ALL_KEYS,
+            prefix: "KEY#",
+            bound: after.map(listed_sk),
         };
-        let request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index)
-            .scan_index_forward(false)
-            // One more than asked after a bound: BETWEEN returns the bound too.
-            .limit(
-                i32::try_from(limit.saturating_add(usize::from(after.is_some())))
-                    .unwrap_or(i32::MAX),
-            )
-            .expression_attribute_names("#pk", pk)
-            .expression_attribute_names("#sk", LISTED_SK)
-            .expression_attribute_values(":pk", s(partition));
-        // "KEY#" sorts above "EVENT#": below a key's position, from "KEY#" on.
-        let request = match after {
-            None => request
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_values(":prefix", s("KEY#")),
-            Some(position) => request
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :after")
-                .expression_attribute_values(":first", s("KEY#"))
-                .expression_attribute_values(":after", s(listed_sk(position))),
-        };
-        let out = request.send().await.map_err(unavailable)?;
-        let keys = out
-            .items
-            .unwrap_or_default()
+        let keys = self
+            .listed(listing, limit)
+            .await?
             .iter()
             .map(decode_key)
             .collect::<Result<Vec<_>, _>>()?;
@@ -371,37 +348,15 @@ impl Store for DynamoDbStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let (index, pk, partition) = match owner {
-            None => (ALL_INDEX, ALL_PK, ALL_EVENTS.to_owned()),
-            Some(owner) => (OWNER_INDEX, OWNER_PK, owner_pk(owner)),
+        let listing = Listing {
+            owner,
+            all: ALL_EVENTS,
+            prefix: EVENT_PREFIX,
+            bound: before.map(|id| format!("{EVENT_PREFIX}{id}")),
         };
-        let request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index)
-            .scan_index_forward(false)
-            // One more than asked after a bound: BETWEEN returns the bound too.
-            .limit(
-                i32::try_from(limit.saturating_add(usize::from(before.is_some())))
-                    .unwrap_or(i32::MAX),
-            )
-            .expression_attribute_names("#pk", pk)
-            .expression_attribute_names("#sk", LISTED_SK)
-            .expression_attribute_values(":pk", s(partition));
-        let request = match before {
-            None => request
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_values(":prefix", s(EVENT_PREFIX)),
-            Some(id) => request
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :before")
-                .expression_attribute_values(":first", s(EVENT_PREFIX))
-                .expression_attribute_values(":before", s(format!("{EVENT_PREFIX}{id}"))),
-        };
-        let out = request.send().await.map_err(unavailable)?;
-        let events = out
-            .items
-            .unwrap_or_default()
+        let events = self
+            .listed(listing, limit)
+            .await?
             .iter()
             .map(decode_event)
             .collect::<Result<Vec<_>, _>>()?;
@@ -532,6 +487,51 @@ impl DynamoDbStore {
             Err(e) if is_cancelled_by_a_condition(&e) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
+    }
+}
+
+/// One page of a listing index: the items of `owner`'s partition (or of
+/// every key's, named `all`) whose sort key starts with `prefix`, newest
+/// first, at or below `bound`.
+struct Listing<'a> {
+    owner: Option<&'a Owner>,
+    all: &'static str,
+    prefix: &'static str,
+    bound: Option<String>,
+}
+
+impl DynamoDbStore {
+    /// The items of `listing`, `limit` of them (and the bound itself, which
+    /// BETWEEN includes and the caller drops).
+    async fn listed(&self, listing: Listing<'_>, limit: usize) -> Result<Vec<Item>, StoreError> {
+        let (index, pk, partition) = match listing.owner {
+            None => (ALL_INDEX, ALL_PK, listing.all.to_owned()),
+            Some(owner) => (OWNER_INDEX, OWNER_PK, owner_pk(owner)),
+        };
+        let wanted = limit.saturating_add(usize::from(listing.bound.is_some()));
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .scan_index_forward(false)
+            .limit(i32::try_from(wanted).unwrap_or(i32::MAX))
+            .expression_attribute_names("#pk", pk)
+            .expression_attribute_names("#sk", LISTED_SK)
+            .expression_attribute_values(":pk", s(partition));
+        // An owner's partition holds keys ("KEY#...") and events
+        // ("EVENT#..."): the prefix keeps to one kind.
+        let request = match listing.bound {
+            None => request
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_values(":prefix", s(listing.prefix)),
+            Some(bound) => request
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :bound")
+                .expression_attribute_values(":first", s(listing.prefix))
+                .expression_attribute_values(":bound", s(bound)),
+        };
+        let out = request.send().await.map_err(unavailable)?;
+        Ok(out.items.unwrap_or_default())
     }
 }
 

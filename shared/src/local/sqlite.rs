@@ -514,16 +514,12 @@ impl Store for SqliteStore {
     }
 
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
-        let conn = self.reader()?;
-        let mut statement = conn
-            .prepare_cached("SELECT record FROM sessions WHERE key_id = ?1 ORDER BY session_id")
-            .map_err(unavailable)?;
-        let records = statement
-            .query_map(params![key.as_str()], |row| row.get::<_, String>(0))
-            .map_err(unavailable)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)?;
-        records.iter().map(|r| decode_session(r)).collect()
+        records(
+            &*self.reader()?,
+            "SELECT record FROM sessions WHERE key_id = ?1 ORDER BY session_id",
+            params![key.as_str()],
+            decode_session,
+        )
     }
 
     async fn unexpired_sessions(
@@ -596,31 +592,21 @@ impl Store for SqliteStore {
         after: Option<&KeyPosition>,
         limit: usize,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        let conn = self.reader()?;
-        let mut statement = conn
-            .prepare_cached(
-                "SELECT record FROM keys
-                 WHERE (?1 IS NULL OR owner = ?1)
-                 AND (?2 IS NULL OR (created_at, id) < (?2, ?3))
-                 ORDER BY created_at DESC, id DESC LIMIT ?4",
-            )
-            .map_err(unavailable)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let created = after.map(|a| to_i64(a.created_at)).transpose()?;
-        let records = statement
-            .query_map(
-                params![
-                    owner.map(Owner::as_str),
-                    created,
-                    after.map(|a| a.id.as_str()),
-                    limit
-                ],
-                |row| row.get::<_, String>(0),
-            )
-            .map_err(unavailable)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)?;
-        records.iter().map(|r| decode_key(r)).collect()
+        records(
+            &*self.reader()?,
+            "SELECT record FROM keys
+             WHERE (?1 IS NULL OR owner = ?1)
+             AND (?2 IS NULL OR (created_at, id) < (?2, ?3))
+             ORDER BY created_at DESC, id DESC LIMIT ?4",
+            params![
+                owner.map(Owner::as_str),
+                created,
+                after.map(|a| a.id.as_str()),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            decode_key,
+        )
     }
 
     async fn events_page(
@@ -629,22 +615,17 @@ impl Store for SqliteStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let conn = self.reader()?;
-        let mut statement = conn
-            .prepare_cached(
-                "SELECT record FROM events WHERE (?1 IS NULL OR owner = ?1)
-                 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
-            )
-            .map_err(unavailable)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let records = statement
-            .query_map(params![owner.map(Owner::as_str), before, limit], |row| {
-                row.get::<_, String>(0)
-            })
-            .map_err(unavailable)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)?;
-        records.iter().map(|r| decode_event(r)).collect()
+        records(
+            &*self.reader()?,
+            "SELECT record FROM events WHERE (?1 IS NULL OR owner = ?1)
+             AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+            params![
+                owner.map(Owner::as_str),
+                before,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            decode_event,
+        )
     }
 
     async fn key_events(
@@ -653,35 +634,26 @@ impl Store for SqliteStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let conn = self.reader()?;
-        let mut statement = conn
-            .prepare_cached(
-                "SELECT record FROM events WHERE key_id = ?1 AND (?2 IS NULL OR id < ?2)
-                 ORDER BY id DESC LIMIT ?3",
-            )
-            .map_err(unavailable)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let records = statement
-            .query_map(params![key.as_str(), before, limit], |row| {
-                row.get::<_, String>(0)
-            })
-            .map_err(unavailable)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)?;
-        records.iter().map(|r| decode_event(r)).collect()
+        records(
+            &*self.reader()?,
+            "SELECT record FROM events WHERE key_id = ?1 AND (?2 IS NULL OR id < ?2)
+             ORDER BY id DESC LIMIT ?3",
+            params![
+                key.as_str(),
+                before,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            decode_event,
+        )
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let conn = self.reader()?;
-        let mut statement = conn
-            .prepare_cached("SELECT record FROM keys ORDER BY created_at, id")
-            .map_err(unavailable)?;
-        let rows = statement
-            .query_map([], |row| row.get::<_, String>(0))
-            .map_err(unavailable)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)?;
-        rows.iter().map(|r| decode_key(r)).collect()
+        records(
+            &*self.reader()?,
+            "SELECT record FROM keys ORDER BY created_at, id",
+            [],
+            decode_key,
+        )
     }
 }
 
@@ -868,6 +840,22 @@ fn logged(
     .map_err(unavailable)?;
     tx.commit().map_err(unavailable)?;
     Ok(true)
+}
+
+/// The `record` column of every row `sql` selects with `params`, decoded by `decode`.
+fn records<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    decode: fn(&str) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(unavailable)?;
+    let rows = statement
+        .query_map(params, |row| row.get::<_, String>(0))
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    rows.iter().map(|r| decode(r)).collect()
 }
 
 fn decode_event(record: &str) -> Result<AuditEvent, StoreError> {
