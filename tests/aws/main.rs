@@ -22,6 +22,8 @@ mod rotation;
 mod verify;
 
 // Run by both layers, each on its own backend.
+#[path = "../common/admin.rs"]
+mod admin;
 #[path = "../common/corrupt.rs"]
 mod corrupt;
 #[path = "../common/sticky.rs"]

@@ -12,7 +12,6 @@
     clippy::string_slice
 )]
 
-mod admin;
 mod authorizer;
 mod errors;
 mod events;
@@ -28,6 +27,8 @@ mod sqlite;
 mod verify;
 
 // Run by both layers, each on its own backend.
+#[path = "../common/admin.rs"]
+mod admin;
 #[path = "../common/corrupt.rs"]
 mod corrupt;
 #[path = "../common/sticky.rs"]

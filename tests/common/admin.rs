@@ -3,11 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use auth_tests::{TestApp, TestResponse};
+use auth_shared::config::TokenPolicy;
+use auth_tests::{ISSUER, TestApp, TestResponse};
 use lambda_http::http::Method;
 use serde_json::{Value, json};
 
-use crate::verify::key_id;
+use auth_tests::expect::key_id;
 
 const ALL_ADMIN: &str = "admin:keys:read admin:keys:write admin:audit:read";
 
@@ -65,7 +66,7 @@ fn key_path(id: &str, rest: &str) -> String {
 
 #[tokio::test]
 async fn a_root_key_creates_a_key_that_logs_in_and_verifies_with_its_owner_and_meta() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (root_key, token) = root(&t, ALL_ADMIN, None).await;
     let r = create(
         &t,
@@ -135,7 +136,7 @@ async fn a_root_key_creates_a_key_that_logs_in_and_verifies_with_its_owner_and_m
 
 #[tokio::test]
 async fn every_admin_route_without_a_token_or_with_a_bad_one_is_401_invalid_token() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let id = "0123456789abcdef";
     let routes = [
         (Method::GET, "/admin/v1/keys".to_owned()),
@@ -171,7 +172,7 @@ async fn every_admin_route_without_a_token_or_with_a_bad_one_is_401_invalid_toke
 
 #[tokio::test]
 async fn a_revoked_root_key_is_stopped_at_its_next_request() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, token) = root(&t, ALL_ADMIN, None).await;
     let (_, other) = root(&t, ALL_ADMIN, None).await;
     let me = t.verify(&token, None).await.body["sub"]
@@ -190,7 +191,7 @@ async fn a_revoked_root_key_is_stopped_at_its_next_request() {
 
 #[tokio::test]
 async fn each_route_needs_its_admin_scope_and_a_token_short_of_it_is_403_naming_it() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, reader) = root(&t, "admin:keys:read", None).await;
     let (_, writer) = root(&t, "admin:keys:write", None).await;
     let (_, plain) = root(&t, "read", None).await;
@@ -273,7 +274,7 @@ async fn each_route_needs_its_admin_scope_and_a_token_short_of_it_is_403_naming_
 
 #[tokio::test]
 async fn an_owner_bound_root_key_manages_only_its_owners_keys_and_others_are_404() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, unbound) = root(&t, ALL_ADMIN, None).await;
     let (_, acme) = root(&t, ALL_ADMIN, Some("acme")).await;
     let (theirs, _) = made(
@@ -339,7 +340,7 @@ async fn an_owner_bound_root_key_manages_only_its_owners_keys_and_others_are_404
 
 #[tokio::test]
 async fn a_malformed_owner_meta_over_4_kib_bad_limit_or_tampered_cursor_is_400() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, token) = root(&t, ALL_ADMIN, None).await;
     for body in [
         json!({"name": "k", "scopes": "read", "owner": "a b"}),
@@ -381,7 +382,7 @@ async fn a_malformed_owner_meta_over_4_kib_bad_limit_or_tampered_cursor_is_400()
 
 #[tokio::test]
 async fn listing_pages_through_every_key_newest_first_with_no_duplicates_or_gaps() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (root_key, token) = root(&t, ALL_ADMIN, None).await;
     let mut ids = vec![key_id(&root_key).to_owned()];
     for i in 0..7 {
@@ -428,7 +429,7 @@ async fn listing_pages_through_every_key_newest_first_with_no_duplicates_or_gaps
 
 #[tokio::test]
 async fn the_status_filter_lists_active_revoked_and_expired_keys() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, token) = root(&t, ALL_ADMIN, Some("acme")).await;
     let (active, _) = made(&t, &token, json!({"name": "a", "scopes": "read"})).await;
     let (revoked, _) = made(&t, &token, json!({"name": "r", "scopes": "read"})).await;
@@ -473,7 +474,7 @@ async fn the_status_filter_lists_active_revoked_and_expired_keys() {
 
 #[tokio::test]
 async fn a_merge_patch_replaces_name_scopes_meta_and_expiry_and_null_clears() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, token) = root(&t, ALL_ADMIN, None).await;
     let (id, _) = made(
         &t,
@@ -546,7 +547,7 @@ async fn a_merge_patch_replaces_name_scopes_meta_and_expiry_and_null_clears() {
 
 #[tokio::test]
 async fn narrowing_a_keys_scopes_ends_its_wider_tokens_at_the_next_verify() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, token) = root(&t, ALL_ADMIN, None).await;
     let (id, api_key) = made(&t, &token, json!({"name": "k", "scopes": "read write"})).await;
     let wide = t.token(&api_key, "wide").await;
@@ -569,7 +570,7 @@ async fn narrowing_a_keys_scopes_ends_its_wider_tokens_at_the_next_verify() {
 
 #[tokio::test]
 async fn a_rotation_gives_a_new_secret_and_the_old_one_works_for_the_grace_period_only() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, token) = root(&t, ALL_ADMIN, None).await;
     let (id, old) = made(&t, &token, json!({"name": "k", "scopes": "read"})).await;
     let r = post(
@@ -631,7 +632,7 @@ async fn a_rotation_gives_a_new_secret_and_the_old_one_works_for_the_grace_perio
 
 #[tokio::test]
 async fn a_revoked_key_is_409_key_revoked_to_patch_or_rotate_and_revoking_again_changes_nothing() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, token) = root(&t, ALL_ADMIN, None).await;
     let (id, api_key) = made(&t, &token, json!({"name": "k", "scopes": "read"})).await;
     let live = t.token(&api_key, "s").await;
@@ -656,7 +657,7 @@ async fn a_revoked_key_is_409_key_revoked_to_patch_or_rotate_and_revoking_again_
 
 #[tokio::test]
 async fn a_caller_cannot_grant_or_touch_an_admin_scope_its_token_lacks() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, writer) = root(&t, "admin:keys:read admin:keys:write", None).await;
     let (_, full) = root(&t, ALL_ADMIN, None).await;
     let r = create(
@@ -720,7 +721,7 @@ async fn a_caller_cannot_grant_or_touch_an_admin_scope_its_token_lacks() {
 
 #[tokio::test]
 async fn sessions_are_listed_live_and_newest_first_and_revoked_one_or_all_at_once() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (_, token) = root(&t, ALL_ADMIN, None).await;
     let (id, api_key) = made(&t, &token, json!({"name": "k", "scopes": "read"})).await;
     let mut tokens = Vec::new();
@@ -789,7 +790,7 @@ async fn sessions_are_listed_live_and_newest_first_and_revoked_one_or_all_at_onc
 
 #[tokio::test]
 async fn every_change_writes_one_event_naming_the_root_key_and_its_request() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (root_key, token) = root(&t, ALL_ADMIN, None).await;
     let (id, _) = made(
         &t,
@@ -875,7 +876,7 @@ async fn every_change_writes_one_event_naming_the_root_key_and_its_request() {
 
 #[tokio::test]
 async fn an_unknown_admin_path_is_404_and_a_wrong_method_405_before_any_token_check() {
-    let t = TestApp::spawn().await;
+    let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let r = t.request(Method::GET, "/admin/v1/nothing", &[], "").await;
     assert_eq!((r.status, r.error()), (404, "not_found"));
     let r = t
