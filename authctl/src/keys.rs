@@ -8,7 +8,7 @@ use auth_shared::domain::audit::{Actor, Origin};
 use auth_shared::domain::clock::{Clock, SystemClock};
 use auth_shared::domain::owner::{Meta, Owner};
 use auth_shared::domain::scope::Scopes;
-use auth_shared::domain::store::Store;
+use auth_shared::domain::store::{KeyPosition, Store};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -51,16 +51,21 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
                 .map(|o| Owner::parse(&o))
                 .transpose()
                 .map_err(|e| CliError::Invalid(format!("bad --owner: {e}")))?;
-            let mut keys = store.list_keys().await?;
-            keys.retain(|k| owner.is_none() || k.owner == owner);
+            // Newest first, a page at a time: an index Query, never a scan.
+            // The first page is read before anything is printed, so a
+            // backend that is down prints no header.
+            let mut page = store.keys_page(owner.as_ref(), None, 100).await?;
             if !json {
                 println!(
                     "{:<16}  {:<8}  {:<20}  {:<20}  {:<20}  SCOPES",
                     "ID", "STATUS", "NAME", "CREATED", "EXPIRES"
                 );
             }
-            for record in &keys {
-                print_key(record, now, json);
+            while let Some(last) = page.last().map(KeyPosition::of) {
+                for record in &page {
+                    print_key(record, now, json);
+                }
+                page = store.keys_page(owner.as_ref(), Some(&last), 100).await?;
             }
         }
         KeysCommand::Show { id, json } => {

@@ -76,7 +76,7 @@ pub async fn run(backend: &BackendArgs, args: ServeArgs) -> Result<(), CliError>
         .map_err(|e| CliError::Failed(format!("no local address: {e}")))?;
     let app = app(backend, addr).await?;
     println!("authctl serve: {}", backend.describe());
-    if backend.table.is_none() && app.store.list_keys().await?.is_empty() {
+    if backend.table.is_none() && app.store.keys_page(None, None, 1).await?.is_empty() {
         starter_key(&app, addr).await?;
     }
     let stop = stop_signal()?;

@@ -128,10 +128,6 @@ impl Store for AtomicPuts {
         self.inner.key_events(key, before, limit)
     }
 
-    fn list_keys<'a, 't>(&'a self) -> Fut<'t, Vec<KeyRecord>>
-    where 'a: 't, Self: 't {
-        self.inner.list_keys()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -162,9 +162,6 @@ impl Store for RevokeBeforeFirstSave {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.key_events(k, before, limit).await
     }
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.list_keys().await
-    }
 }
 
 #[tokio::test]

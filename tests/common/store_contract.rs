@@ -79,7 +79,7 @@ pub(crate) fn at_version(record: &KeyRecord, version: u64) -> KeyRecord {
 }
 
 #[tokio::test]
-async fn keys_are_created_once_read_back_saved_and_listed_in_creation_order() {
+async fn keys_are_created_once_read_back_saved_and_listed_newest_first() {
     for (name, store, _dir) in crate::backend::stores().await {
         let first = key("first", 10);
         let second = key("second", 20);
@@ -131,11 +131,11 @@ async fn keys_are_created_once_read_back_saved_and_listed_in_creation_order() {
             "{name}: save needs an existing key"
         );
 
-        let listed = store.list_keys().await.unwrap();
+        let listed = store.keys_page(None, None, 10).await.unwrap();
         assert_eq!(
             listed,
-            vec![at_version(&revoked, 2), at_version(&second, 1)],
-            "{name}"
+            vec![at_version(&second, 1), at_version(&revoked, 2)],
+            "{name}: newest first"
         );
     }
 }

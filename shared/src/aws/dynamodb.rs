@@ -406,36 +406,6 @@ impl Store for DynamoDbStore {
             .await
             .map(drop)
     }
-
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .filter_expression("sk = :sk")
-                .expression_attribute_values(":sk", s(KEY_SK))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                keys.push(decode_key(&item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                keys.sort_by(|a, b| {
-                    a.created_at
-                        .cmp(&b.created_at)
-                        .then_with(|| a.id.cmp(&b.id))
-                });
-                return Ok(keys);
-            }
-        }
-    }
 }
 
 impl DynamoDbStore {

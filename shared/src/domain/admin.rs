@@ -287,7 +287,7 @@ mod tests {
                 .unwrap_err();
             assert_eq!(e.to_string(), want);
         }
-        assert!(fx.store.list_keys().await.unwrap().is_empty());
+        assert!(fx.store.keys_page(None, None, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -385,7 +385,7 @@ mod tests {
         )
         .await;
         assert_eq!(updated.unwrap(), None);
-        assert!(fx.store.list_keys().await.unwrap().is_empty());
+        assert!(fx.store.keys_page(None, None, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -333,9 +333,6 @@ pub trait Store: Send + Sync {
     /// are; `false` when nothing was written (no key, or a fresher time).
     async fn touch_key(&self, key: &KeyId, at: u64, stale_before: u64) -> Result<bool, StoreError>;
 
-    /// Every key (admin listing).
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
-
     /// Keys newest first (by creation time, then id), of `owner` when
     /// given: at most `limit`, all after the position `after` when given
     /// (where the previous page ended). An index read: a key written a

@@ -272,12 +272,6 @@ impl Store for MemoryStore {
         events.truncate(limit);
         Ok(events)
     }
-
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut keys: Vec<KeyRecord> = self.tables().keys.values().cloned().collect();
-        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(keys)
-    }
 }
 
 /// How a [`DownStore`] fails.
@@ -378,10 +372,6 @@ impl Store for DownStore {
         _: Option<&str>,
         _: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.fail().await
-    }
-
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.fail().await
     }
 

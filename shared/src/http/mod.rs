@@ -405,9 +405,6 @@ mod tests {
         ) -> Result<Vec<AuditEvent>, StoreError> {
             Ok(Vec::new())
         }
-        async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-            Ok(Vec::new())
-        }
     }
 
     fn app() -> App {

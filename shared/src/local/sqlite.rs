@@ -646,15 +646,6 @@ impl Store for SqliteStore {
             decode_event,
         )
     }
-
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        records(
-            &*self.reader()?,
-            "SELECT record FROM keys ORDER BY created_at, id",
-            [],
-            decode_key,
-        )
-    }
 }
 
 /// A conditional session write waiting for the next group commit.
