@@ -3,10 +3,12 @@
 //! once deployed. Here every path of a function runs against moto through the
 //! Lambda's own wiring, the SDK interceptor records the operations, and each
 //! must be allowed by that function's policy on the resource it touches;
-//! conversely every action the policy grants must be used by some path.
+//! conversely every action the policy grants, on each resource it names,
+//! must be used by some path.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use auth_shared::App;
 use auth_shared::authorizer::{Authorizer, AuthorizerConfig, RouteScopes};
@@ -18,6 +20,15 @@ use auth_shared::domain::usage;
 use auth_shared::http::{self, Route};
 use auth_tests::ISSUER;
 use auth_tests::aws::AwsTestApp;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::config::RuntimeComponents;
+use aws_smithy_http_client::tls::Provider;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::Body;
@@ -34,18 +45,27 @@ struct Lambda {
     routes: &'static [Route],
     app: App,
     calls: AwsCalls,
+    queried: Queried,
 }
 
 impl Lambda {
     async fn start(t: &AwsTestApp, name: &'static str, routes: &'static [Route]) -> Self {
-        let (app, calls) = auth_shared::aws::app(&t.config(), &t.sdk, t.clock.clone());
+        let queried = Queried::default();
+        let sdk = queried.on(&t.sdk);
+        let (app, calls) = auth_shared::aws::app(&t.config(), &sdk, t.clock.clone());
         app.warm_up().await;
         Self {
             name,
             routes,
             app,
             calls,
+            queried,
         }
+    }
+
+    /// Its recorded calls against its policy.
+    fn assert_calls_match_policy(&self) {
+        assert_calls_match_policy(self.name, &self.calls, &self.queried);
     }
 
     async fn call(
@@ -94,6 +114,16 @@ impl Lambda {
             headers.push(("authorization", auth));
         }
         self.call(Method::POST, uri, &headers, form).await
+    }
+
+    /// A JSON body with a bearer token, as a backend calls the management API.
+    async fn send(&self, method: Method, uri: &str, token: &str, body: Value) -> (u16, Value) {
+        let auth = format!("Bearer {token}");
+        let headers = [
+            ("authorization", &*auth),
+            ("content-type", "application/json"),
+        ];
+        self.call(method, uri, &headers, &body.to_string()).await
     }
 
     async fn bearer(&self, method: Method, uri: &str, token: &str) -> (u16, Value) {
@@ -179,7 +209,7 @@ async fn the_login_function_makes_only_the_calls_its_policy_allows_and_uses_ever
     let (status, _) = login.form("/oauth2/token", Some(UNKNOWN_KEY), grant).await;
     assert_eq!(status, 401, "an unknown client");
 
-    assert_calls_match_policy("login", &login.calls);
+    login.assert_calls_match_policy();
 }
 
 #[tokio::test]
@@ -225,7 +255,7 @@ async fn the_verify_function_makes_only_the_calls_its_policy_allows_and_uses_eve
     let (status, _) = introspect(&verify, UNKNOWN_KEY, &format!("token={token}")).await;
     assert_eq!(status, 401, "an unknown caller");
 
-    assert_calls_match_policy("verify", &verify.calls);
+    verify.assert_calls_match_policy();
 }
 
 async fn introspect(verify: &Lambda, caller: &str, form: &str) -> (u16, Value) {
@@ -332,7 +362,7 @@ async fn the_revoke_function_makes_only_the_calls_its_policy_allows_and_uses_eve
         .await;
     assert_eq!(status, 401, "an unknown key");
 
-    assert_calls_match_policy("revoke", &revoke.calls);
+    revoke.assert_calls_match_policy();
 }
 
 #[tokio::test]
@@ -385,7 +415,145 @@ async fn the_authorizer_function_makes_only_the_calls_its_policy_allows_and_uses
         "no event was allowed: the store was never read for a live token"
     );
 
-    assert_calls_match_policy("authorizer", &lambda.calls);
+    lambda.assert_calls_match_policy();
+}
+
+#[tokio::test]
+async fn the_admin_function_makes_only_the_calls_its_policy_allows_and_uses_every_grant() {
+    let t = AwsTestApp::spawn().await;
+    let root = t
+        .create_key("admin:keys:read admin:keys:write admin:audit:read")
+        .await;
+    let token = t.token(&root, "admin").await;
+    let admin = Lambda::start(&t, "admin", Route::ADMIN).await;
+    let ok = |(status, body): (u16, Value), what: &str| {
+        assert!((200..300).contains(&status), "{what}: {status} {body}");
+        body
+    };
+    let id_of = |body: &Value| body["key"]["key_id"].as_str().unwrap().to_owned();
+    // A second apart, so that newest first is one order.
+    let later = || t.clock.advance(1);
+
+    let new = |name: &str| json!({"name": name, "scopes": "read", "owner": "acme", "meta": {"plan": "pro"}});
+    later();
+    let first = ok(
+        admin
+            .send(Method::POST, "/admin/v1/keys", &token, new("one"))
+            .await,
+        "create",
+    );
+    later();
+    let created = ok(
+        admin
+            .send(Method::POST, "/admin/v1/keys", &token, new("two"))
+            .await,
+        "create",
+    );
+    let (id, api_key) = (id_of(&created), created["api_key"].as_str().unwrap());
+    assert_eq!(created["key"]["owner"], "acme", "{created}");
+    assert_eq!(created["key"]["meta"], json!({"plan": "pro"}), "{created}");
+
+    for list in [
+        "/admin/v1/keys?limit=1",
+        "/admin/v1/keys?owner=acme&limit=1",
+    ] {
+        let page = ok(admin.bearer(Method::GET, list, &token).await, list);
+        assert_eq!(
+            page["keys"][0]["key_id"],
+            id.as_str(),
+            "{list}: newest first: {page}"
+        );
+        let cursor = page["next_cursor"].as_str().unwrap();
+        let next = format!("{list}&cursor={cursor}");
+        let page = ok(admin.bearer(Method::GET, &next, &token).await, &next);
+        assert_eq!(
+            page["keys"][0]["key_id"],
+            id_of(&first).as_str(),
+            "{next}: {page}"
+        );
+    }
+    let key = format!("/admin/v1/keys/{id}");
+    let shown = ok(admin.bearer(Method::GET, &key, &token).await, "show");
+    assert_eq!(shown["name"], "two", "{shown}");
+    let patch = json!({"name": "renamed", "meta": null}).to_string();
+    let merge = ("content-type", "application/merge-patch+json");
+    let auth = format!("Bearer {token}");
+    let patched = ok(
+        admin
+            .call(
+                Method::PATCH,
+                &key,
+                &[("authorization", &auth), merge],
+                &patch,
+            )
+            .await,
+        "patch",
+    );
+    assert_eq!(
+        (&patched["name"], &patched["meta"]),
+        (&json!("renamed"), &Value::Null)
+    );
+
+    t.token(api_key, "a").await;
+    t.token(api_key, "b").await;
+    let sessions = ok(
+        admin
+            .bearer(Method::GET, &format!("{key}/sessions"), &token)
+            .await,
+        "sessions",
+    );
+    assert_eq!(
+        sessions["sessions"].as_array().unwrap().len(),
+        2,
+        "{sessions}"
+    );
+    let one = format!("{key}/sessions/a/revoke");
+    let revoked = ok(
+        admin.bearer(Method::POST, &one, &token).await,
+        "one session",
+    );
+    assert_eq!(revoked["revoked"], true, "{revoked}");
+    let all = format!("{key}/sessions/revoke");
+    let revoked = ok(
+        admin.bearer(Method::POST, &all, &token).await,
+        "every session",
+    );
+    assert_eq!(revoked["revoked"], true, "{revoked}");
+
+    // An hour on, the root key's use is written again.
+    t.clock.advance(usage::RESOLUTION_SECONDS);
+    let rotate = format!("{key}/rotate");
+    let rotated = ok(
+        admin
+            .send(Method::POST, &rotate, &token, json!({"grace_seconds": 0}))
+            .await,
+        "rotate",
+    );
+    assert_ne!(rotated["api_key"].as_str(), Some(api_key), "{rotated}");
+    later();
+    let revoke = format!("{key}/revoke");
+    let revoked = ok(admin.bearer(Method::POST, &revoke, &token).await, "revoke");
+    assert_eq!(revoked["status"], "revoked", "{revoked}");
+
+    for events in [
+        format!("/admin/v1/events?key_id={id}"),
+        "/admin/v1/events?owner=acme".to_owned(),
+        "/admin/v1/events".to_owned(),
+    ] {
+        let page = ok(admin.bearer(Method::GET, &events, &token).await, &events);
+        assert_eq!(
+            page["events"][0]["action"], "key.revoked",
+            "{events}: newest first: {page}"
+        );
+    }
+
+    let (status, _) = admin.bearer(Method::GET, &key, "garbage").await;
+    assert_eq!(status, 401, "a malformed token");
+    let unknown = "/admin/v1/keys/0123456789abcdef";
+    let (status, _) = admin.bearer(Method::GET, unknown, &token).await;
+    assert_eq!(status, 404, "an unknown key");
+
+    admin.assert_calls_match_policy();
 }
 
 #[tokio::test]
@@ -422,7 +590,7 @@ async fn the_rotate_function_makes_only_the_calls_its_policy_allows_and_uses_eve
         "a rotation too soon: {refused:?}"
     );
 
-    assert_calls_match_policy("rotate", &calls);
+    assert_calls_match_policy("rotate", &calls, &Queried::default());
 }
 
 /// One statement of a function's policy, its resources as written
@@ -434,23 +602,38 @@ struct Statement {
     resources: Vec<String>,
 }
 
-/// The resource each service's calls go to, as the template names it.
-fn resource_of(action: &str) -> &'static str {
-    match action.split_once(':').map(|(service, _)| service) {
-        Some("dynamodb") => "!GetAtt AuthTable.Arn",
-        Some("secretsmanager") => "!Ref SigningSecret",
+const TABLE: &str = "!GetAtt AuthTable.Arn";
+const INDEXES: &str = "!Sub ${AuthTable.Arn}/index/*";
+const SECRET: &str = "!Ref SigningSecret";
+
+/// The resources, as the template names them, that a function's calls of
+/// `action` went to: a Query to the table or its indexes, as `queried` saw.
+fn resources_of(action: &str, queried: &Queried) -> BTreeSet<&'static str> {
+    match action.split_once(':') {
+        Some(("dynamodb", "Query")) => {
+            let targets = queried.targets();
+            assert!(
+                !targets.is_empty(),
+                "a Query was recorded, but none was seen on the wire"
+            );
+            targets
+        }
+        Some(("dynamodb", _)) => BTreeSet::from([TABLE]),
+        Some(("secretsmanager", _)) => BTreeSet::from([SECRET]),
         _ => panic!("{action}: no resource of this service is known to this test"),
     }
 }
 
 /// The recorded calls of the function built as `binary` against its
-/// policy: each allowed on its resource, and each grant used.
-fn assert_calls_match_policy(binary: &str, calls: &AwsCalls) {
+/// policy: each allowed on the resources it went to, and each grant, on
+/// each resource it names, used.
+fn assert_calls_match_policy(binary: &str, calls: &AwsCalls, queried: &Queried) {
     let used = calls.operations();
     assert!(!used.is_empty(), "{binary}: no AWS call was recorded");
     let (function, statements) = policy_of(binary);
     let matches =
         |s: &Statement, action: &str| s.actions.iter().any(|a| a.eq_ignore_ascii_case(action));
+    let mut touched = BTreeSet::new();
     for action in &used {
         let denied = statements.iter().any(|s| !s.allow && matches(s, action));
         let allowing: Vec<_> = statements
@@ -462,34 +645,104 @@ fn assert_calls_match_policy(binary: &str, calls: &AwsCalls) {
             "{function} ({binary}) calls {action}, which its policy in template.yaml does not allow: \
              add {action} to {function}'s Policies"
         );
-        let resource = resource_of(action);
-        assert!(
-            allowing
-                .iter()
-                .any(|s| s.resources.iter().any(|r| r == resource)),
-            "{function} ({binary}) calls {action} on {resource}, but its policy allows it only on {:?}",
-            allowing
-                .iter()
-                .flat_map(|s| &s.resources)
-                .collect::<Vec<_>>()
-        );
+        for resource in resources_of(action, queried) {
+            assert!(
+                allowing
+                    .iter()
+                    .any(|s| s.resources.iter().any(|r| r == resource)),
+                "{function} ({binary}) calls {action} on {resource}, but its policy allows it only on {:?}",
+                allowing
+                    .iter()
+                    .flat_map(|s| &s.resources)
+                    .collect::<Vec<_>>()
+            );
+            touched.insert((action.to_ascii_lowercase(), resource));
+        }
     }
-    let granted: BTreeSet<&str> = statements
-        .iter()
-        .filter(|s| s.allow)
-        .flat_map(|s| s.actions.iter().map(String::as_str))
-        .collect();
-    for action in granted {
-        assert!(
-            !action.contains(['*', '?']),
-            "{function} ({binary}) is granted {action}: grant the exact actions it calls"
-        );
-        assert!(
-            used.iter().any(|u| u.eq_ignore_ascii_case(action)),
-            "{function} ({binary}) is granted {action}, but none of its paths calls it: remove it \
-             from template.yaml (least privilege), or drive the path that needs it in this test \
-             (calls seen: {used:?})"
-        );
+    for s in statements.iter().filter(|s| s.allow) {
+        for action in &s.actions {
+            assert!(
+                !action.contains(['*', '?']),
+                "{function} ({binary}) is granted {action}: grant the exact actions it calls"
+            );
+            for resource in &s.resources {
+                assert!(
+                    touched.contains(&(action.to_ascii_lowercase(), resource.as_str())),
+                    "{function} ({binary}) is granted {action} on {resource}, but none of its \
+                     paths calls it there: remove it from template.yaml (least privilege), or \
+                     drive the path that needs it in this test (calls seen: {touched:?})"
+                );
+            }
+        }
+    }
+}
+
+/// Where a function's DynamoDB Queries went, read off the requests it
+/// sent: the table, or one of its indexes (IAM grants Query on an index
+/// only on the index's ARN). The operation itself is the SDK
+/// interceptor's record; this sees only the wire.
+#[derive(Debug, Default, Clone)]
+struct Queried(Arc<Mutex<BTreeSet<&'static str>>>);
+
+impl Queried {
+    /// `sdk` on the SDK's own default HTTP client, seen by this record.
+    fn on(&self, sdk: &SdkConfig) -> SdkConfig {
+        let inner = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .build_https();
+        sdk.to_builder()
+            .http_client(QueryWatch {
+                inner,
+                queried: self.clone(),
+            })
+            .build()
+    }
+
+    fn targets(&self) -> BTreeSet<&'static str> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn see(&self, request: &HttpRequest) {
+        let is_query = request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target == "DynamoDB_20120810.Query");
+        if !is_query {
+            return;
+        }
+        let body: Value = serde_json::from_slice(request.body().bytes().unwrap()).unwrap();
+        let target = match body.get("IndexName") {
+            None => TABLE,
+            Some(_) => INDEXES,
+        };
+        self.0.lock().unwrap().insert(target);
+    }
+}
+
+/// An HTTP client that shows each request to [`Queried`] before sending it.
+#[derive(Debug)]
+struct QueryWatch<C> {
+    inner: C,
+    queried: Queried,
+}
+
+impl HttpClient for QueryWatch<SharedHttpClient> {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(QueryWatch {
+            inner: self.inner.http_connector(settings, components),
+            queried: self.queried.clone(),
+        })
+    }
+}
+
+impl HttpConnector for QueryWatch<SharedHttpConnector> {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        self.queried.see(&request);
+        self.inner.call(request)
     }
 }
 

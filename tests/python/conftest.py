@@ -75,10 +75,11 @@ def run():
 
 @pytest.fixture(scope="session")
 def make_key(authctl, run):
-    """`authctl keys create` with scopes read and write in the given store
-    (`--data-dir DIR` or `--table NAME`): its JSON (api_key, key_id, ...)."""
-    def make_key(name, *store):
-        return json.loads(run([authctl, "keys", "create", "--name", name, "--scopes", "read write",
+    """`authctl keys create` with `scopes` (read and write unless given) in
+    the given store (`--data-dir DIR` or `--table NAME`): its JSON (api_key,
+    key_id, ...)."""
+    def make_key(name, *store, scopes="read write"):
+        return json.loads(run([authctl, "keys", "create", "--name", name, "--scopes", scopes,
                                "--json", *store], timeout=30))
     return make_key
 

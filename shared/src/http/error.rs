@@ -30,7 +30,7 @@ pub enum ApiError {
     /// Body over the size cap (413).
     #[error("payload too large")]
     PayloadTooLarge,
-    /// Content type other than JSON or form (415).
+    /// A content type the route does not take (415).
     #[error("unsupported media type")]
     UnsupportedMediaType,
 }
@@ -82,9 +82,10 @@ impl ApiError {
             Self::UnsupportedGrantType => "the only grant type is client_credentials".into(),
             Self::MethodNotAllowed(allow) => format!("use {allow}"),
             Self::PayloadTooLarge => "the body exceeds 16 KiB".into(),
-            Self::UnsupportedMediaType => {
-                "send application/json or application/x-www-form-urlencoded".into()
-            }
+            Self::UnsupportedMediaType => "send application/json (a PATCH also takes \
+                 application/merge-patch+json), or application/x-www-form-urlencoded where the \
+                 route takes a form"
+                .into(),
             Self::Domain(e) => match e {
                 Error::InvalidRequest(m) | Error::InvalidScope(m) => m.clone(),
                 Error::InvalidClient => "the API key is not valid".into(),

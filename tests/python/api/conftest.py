@@ -1,6 +1,6 @@
 """`authctl serve` started once per session on a free loopback port with a
-fresh embedded store; its log and schemathesis' reports go to
-target/api-tests/."""
+fresh embedded store, and a root key with keys to manage made in that store
+by authctl; its log and schemathesis' reports go to target/api-tests/."""
 
 import os
 import queue
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 API_KEY = re.compile(r"\bbauth_([0-9a-f]{16})_[0-9a-f]{64}_[0-9a-f]{8}\b")
+ADMIN_SCOPES = "admin:keys:read admin:keys:write admin:audit:read"
 
 
 @dataclass
@@ -66,6 +67,28 @@ def server(authctl, spawn, out, tmp_path_factory):
         if base is None or starter_key is None:
             pytest.fail("authctl serve printed no address and starter key:\n" + "".join(seen), pytrace=False)
         yield Server(base, data_dir, starter_key)
+
+
+@dataclass
+class AdminKeys:
+    root: str
+    """An API key holding every admin scope."""
+    root_id: str
+    """Its key id."""
+    live: list
+    """Ids of keys it manages that are never revoked."""
+    revoked: str
+    """The id of the key that revokes go to (a revoke is sticky and idempotent)."""
+
+
+@pytest.fixture(scope="session")
+def admin_keys(server, make_key):
+    """A root key and keys for it to manage, made by authctl in the server's store."""
+    store = ("--data-dir", server.data_dir)
+    root = make_key("schemathesis-root", *store, scopes=ADMIN_SCOPES)
+    live = [make_key(f"schemathesis-managed-{i}", *store)["key_id"] for i in range(3)]
+    revoked = make_key("schemathesis-revoked", *store)["key_id"]
+    return AdminKeys(root["api_key"], root["key_id"], live, revoked)
 
 
 def pump(stdout, lines):

@@ -1,5 +1,6 @@
 """schemathesis fuzzes every operation of openapi.yaml against the server,
-with real credentials (schemathesis_hooks.py, schemathesis.toml): no 5xx,
+with real credentials (schemathesis_hooks.py, schemathesis.toml; a root
+key's token and real key ids on the management API): no 5xx,
 and every status, content type, header and body as documented. Its output
 is target/api-tests/schemathesis.log, its reports target/api-tests/schemathesis/."""
 
@@ -27,8 +28,8 @@ CHECKS = ",".join([
 ])
 
 
-def test_schemathesis_finds_no_5xx_and_every_answer_as_documented(server, root, out, venv_bin, summary,
-                                                                   tmp_path):
+def test_schemathesis_finds_no_5xx_and_every_answer_as_documented(server, admin_keys, root, out, venv_bin,
+                                                                   summary, tmp_path):
     key = server.starter_key
     env = dict(
         os.environ,
@@ -40,6 +41,10 @@ def test_schemathesis_finds_no_5xx_and_every_answer_as_documented(server, root, 
         API_TESTS_TOKEN=login(server.base, key, "schemathesis"),
         API_TESTS_INTROSPECTED=login(server.base, key, "schemathesis-introspected"),
         API_TESTS_SPARE=login(server.base, key, "schemathesis-spare"),
+        API_TESTS_ADMIN_TOKEN=login(server.base, admin_keys.root, "schemathesis"),
+        API_TESTS_ADMIN_KEY_ID=admin_keys.root_id,
+        API_TESTS_LIVE_KEY_IDS=" ".join(admin_keys.live),
+        API_TESTS_REVOKED_KEY_ID=admin_keys.revoked,
     )
     report = out / "schemathesis"
     command = [

@@ -1,7 +1,7 @@
-"""The real Lambda binaries (login, verify, revoke, authorizer) under `cargo
-lambda watch`, started once per session, against the DynamoDB and Secrets
-Manager of AWS_ENDPOINT_URL (moto, started by scripts/test), with a table,
-signing secret and API key made by authctl. The watch log is
+"""The real Lambda binaries (login, verify, revoke, authorizer, admin) under
+`cargo lambda watch`, started once per session, against the DynamoDB and
+Secrets Manager of AWS_ENDPOINT_URL (moto, started by scripts/test), with a
+table, signing secret and API key made by authctl. The watch log is
 target/lambda-e2e.log.
 """
 
@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-FUNCTIONS = ("login", "verify", "revoke", "authorizer")
+FUNCTIONS = ("login", "verify", "revoke", "authorizer", "admin")
 ISSUER = "https://auth.e2e.test"
 # A function's first invocation under watch may wait for `cargo run` to
 # finish a build (and for other cargo processes holding the build lock).
