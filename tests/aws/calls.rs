@@ -274,3 +274,106 @@ async fn warming_up_against_a_dead_backend_lets_init_finish_and_the_request_answ
     assert_eq!(answer.status, 503, "{answer:?}");
     assert_eq!(answer.header("retry-after"), Some("1"));
 }
+
+#[tokio::test]
+async fn each_admin_operation_stays_within_its_aws_call_budget() {
+    use crate::admin::{ALL_ADMIN, call, key_path, made, root};
+    use lambda_http::http::Method;
+
+    let t = AwsTestApp::spawn().await;
+    let (root_key, token) = root(&t, ALL_ADMIN, Some("acme")).await;
+    mark_used(&t, &root_key).await;
+    let (id, api_key) = made(&t, &token, json!({"name": "warm", "scopes": "read"})).await;
+    mark_used(&t, &api_key).await;
+    t.token(&api_key, "s").await;
+    let op = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let (t, token) = (&t, &token);
+        async move {
+            let r = call(t, token, method, &path, body).await;
+            assert!(r.status < 300, "{path}: {r:?}");
+        }
+    };
+    let budgets = [
+        (
+            "create",
+            Method::POST,
+            "/admin/v1/keys".to_owned(),
+            Some(json!({"name": "n", "scopes": "read"})),
+            (2, 0),
+        ),
+        (
+            "list",
+            Method::GET,
+            "/admin/v1/keys?limit=10".to_owned(),
+            None,
+            (2, 0),
+        ),
+        ("show", Method::GET, key_path(&id, ""), None, (2, 0)),
+        (
+            "patch",
+            Method::PATCH,
+            key_path(&id, ""),
+            Some(json!({"name": "renamed"})),
+            (3, 0),
+        ),
+        (
+            "sessions",
+            Method::GET,
+            key_path(&id, "/sessions"),
+            None,
+            (3, 0),
+        ),
+        (
+            "revoke a session",
+            Method::POST,
+            key_path(&id, "/sessions/s/revoke"),
+            None,
+            (4, 0),
+        ),
+        (
+            "revoke all sessions",
+            Method::POST,
+            key_path(&id, "/sessions/revoke"),
+            None,
+            (4, 0),
+        ),
+        (
+            "rotate",
+            Method::POST,
+            key_path(&id, "/rotate"),
+            None,
+            (3, 0),
+        ),
+        (
+            "events",
+            Method::GET,
+            format!("/admin/v1/events?key_id={id}"),
+            None,
+            (3, 0),
+        ),
+        (
+            "events of the owner",
+            Method::GET,
+            "/admin/v1/events".to_owned(),
+            None,
+            (2, 0),
+        ),
+        (
+            "revoke",
+            Method::POST,
+            key_path(&id, "/revoke"),
+            None,
+            (3, 0),
+        ),
+    ];
+    let mut counted = Vec::new();
+    for (name, method, path, body, _) in &budgets {
+        let calls = calls_of(&t.calls, op(method.clone(), path.clone(), body.clone())).await;
+        counted.push((*name, calls));
+    }
+    let expected: Vec<(&str, (u64, u64))> = budgets.iter().map(|b| (b.0, b.4)).collect();
+    assert_eq!(
+        counted, expected,
+        "each call: the caller's token check (one read), then the operation's own"
+    );
+}

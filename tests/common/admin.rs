@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use auth_tests::expect::key_id;
 
-const ALL_ADMIN: &str = "admin:keys:read admin:keys:write admin:audit:read";
+pub(crate) const ALL_ADMIN: &str = "admin:keys:read admin:keys:write admin:audit:read";
 
 /// A root key holding `scopes` (of `owner`, when given) and a token of it.
-async fn root(t: &TestApp, scopes: &str, owner: Option<&str>) -> (String, String) {
+pub(crate) async fn root(t: &TestApp, scopes: &str, owner: Option<&str>) -> (String, String) {
     let key = match owner {
         Some(owner) => t.create_owned_key(scopes, owner, json!({})).await,
         None => t.create_key(scopes).await,
@@ -22,7 +22,7 @@ async fn root(t: &TestApp, scopes: &str, owner: Option<&str>) -> (String, String
     (key, token)
 }
 
-async fn call(
+pub(crate) async fn call(
     t: &TestApp,
     token: &str,
     method: Method,
@@ -51,7 +51,7 @@ async fn create(t: &TestApp, token: &str, body: Value) -> TestResponse {
 }
 
 /// Creates a key through the API; its id and its secret.
-async fn made(t: &TestApp, token: &str, body: Value) -> (String, String) {
+pub(crate) async fn made(t: &TestApp, token: &str, body: Value) -> (String, String) {
     let r = create(t, token, body).await;
     assert_eq!(r.status, 201, "{r:?}");
     (
@@ -60,7 +60,7 @@ async fn made(t: &TestApp, token: &str, body: Value) -> (String, String) {
     )
 }
 
-fn key_path(id: &str, rest: &str) -> String {
+pub(crate) fn key_path(id: &str, rest: &str) -> String {
     format!("/admin/v1/keys/{id}{rest}")
 }
 
@@ -381,7 +381,8 @@ async fn a_malformed_owner_meta_over_4_kib_bad_limit_or_tampered_cursor_is_400()
 }
 
 #[tokio::test]
-async fn listing_pages_through_every_key_newest_first_with_no_duplicates_or_gaps() {
+async fn listing_pages_through_every_key_newest_first_with_no_duplicates_or_gaps_while_keys_are_made()
+ {
     let t = crate::backend::app(TokenPolicy::with_issuer(ISSUER)).await;
     let (root_key, token) = root(&t, ALL_ADMIN, None).await;
     let mut ids = vec![key_id(&root_key).to_owned()];
@@ -414,6 +415,15 @@ async fn listing_pages_through_every_key_newest_first_with_no_duplicates_or_gaps
             )
         }));
         pages += 1;
+        // Keys made while the listing pages on are newer than its cursor:
+        // they shift nothing, so no page repeats or skips a key.
+        t.clock.advance(1);
+        made(
+            &t,
+            &token,
+            json!({"name": format!("late{pages}"), "scopes": "read"}),
+        )
+        .await;
         match r.body["next_cursor"].as_str() {
             Some(c) => path = format!("/admin/v1/keys?limit=3&cursor={c}"),
             None => break,
@@ -423,8 +433,13 @@ async fn listing_pages_through_every_key_newest_first_with_no_duplicates_or_gaps
     let mut newest_first = seen.clone();
     newest_first.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, newest_first);
+    assert_eq!(seen.len(), ids.len(), "no key twice");
     let listed: BTreeSet<String> = seen.into_iter().map(|(_, id)| id).collect();
-    assert_eq!(listed, ids.into_iter().collect(), "every key once");
+    assert_eq!(
+        listed,
+        ids.into_iter().collect(),
+        "every key there when the listing began, once"
+    );
 }
 
 #[tokio::test]

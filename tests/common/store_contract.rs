@@ -215,6 +215,37 @@ async fn a_key_write_and_its_event_land_together_or_not_at_all() {
 }
 
 #[tokio::test]
+async fn a_key_write_whose_event_cannot_be_stored_is_not_stored_either() {
+    for (name, store, _dir) in crate::backend::stores().await {
+        let k = key("k", 10);
+        let created = event_at(&k, 1_000);
+        assert!(store.create_key(&k, &created).await.unwrap(), "{name}");
+        // The failure injected between them: an event whose id is taken.
+        let mut renamed = at_version(&k, 1);
+        renamed.name = "renamed".into();
+        let clash = AuditEvent {
+            id: created.id.clone(),
+            ..event_at(&renamed, 2_000)
+        };
+        let written = store.save_key(&renamed, &clash).await;
+        assert!(!matches!(written, Ok(true)), "{name}: {written:?}");
+        assert_eq!(
+            store.key(&k.id).await.unwrap(),
+            Some(at_version(&k, 1)),
+            "{name}: the key is as it was"
+        );
+        let other = key("other", 10);
+        let written = store.create_key(&other, &created).await;
+        assert!(!matches!(written, Ok(true)), "{name}: {written:?}");
+        assert_eq!(
+            store.key(&other.id).await.unwrap(),
+            None,
+            "{name}: no key made"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_keys_events_are_paged_newest_first_and_no_other_keys_are_among_them() {
     for (name, store, _dir) in crate::backend::stores().await {
         let k = key("k", 10);
