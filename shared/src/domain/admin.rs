@@ -69,7 +69,7 @@ pub async fn create(
     record.owner = new.owner;
     record.meta = new.meta;
     record.created_by = Some(origin.actor.clone());
-    let event = AuditEvent::of_change(None, &record, origin, now_ms, RETENTION_DAYS)
+    let event = AuditEvent::of_change(None, &record, origin, now_ms, DEFAULT_RETENTION_DAYS)
         .ok_or_else(|| StoreError::Internal("a new key records no event".into()))?;
     if !store.create_key(&record, &event).await? {
         return Err(CreateError::Collision);
@@ -77,9 +77,6 @@ pub async fn create(
     // As stored: the write made it version 1.
     Ok((key, record.as_written().unwrap_or(record)))
 }
-
-/// How long the events of key changes are kept.
-const RETENTION_DAYS: u64 = DEFAULT_RETENTION_DAYS;
 
 /// Reads and conditional writes before a contended change gives up (503).
 const ATTEMPTS: usize = 8;
@@ -132,9 +129,13 @@ pub async fn update_from<E: From<StoreError>>(
         change(&mut after)?;
         sticky(&before, &mut after);
         // A change of nothing an event records is no change: no write, no event.
-        let Some(event) =
-            AuditEvent::of_change(Some(&before), &after, origin, now_ms, RETENTION_DAYS)
-        else {
+        let Some(event) = AuditEvent::of_change(
+            Some(&before),
+            &after,
+            origin,
+            now_ms,
+            DEFAULT_RETENTION_DAYS,
+        ) else {
             return Ok(Updated {
                 after: before.clone(),
                 before,

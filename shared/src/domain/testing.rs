@@ -281,24 +281,32 @@ pub(crate) enum Outage {
     Refuses,
     /// No call ever returns.
     NeverAnswers,
+    /// A bug: every call panics, naming the key it was given, if any.
+    Panics,
 }
 
 /// A backend that is down: every call fails the same way.
 pub(crate) struct DownStore(pub(crate) Outage);
 
 impl DownStore {
-    async fn fail<T>(&self) -> Result<T, StoreError> {
+    #[allow(clippy::panic)]
+    async fn fail<T>(&self, key: Option<&KeyId>) -> Result<T, StoreError> {
         match self.0 {
             Outage::Refuses => Err(StoreError::Unavailable("connection refused".into())),
             Outage::NeverAnswers => std::future::pending().await,
+            Outage::Panics => panic!("corrupt record for {key:?}"),
         }
     }
 }
 
 #[async_trait]
 impl Store for DownStore {
-    async fn key_and_session(&self, _: &KeyId, _: &SessionId) -> Result<KeyAndSession, StoreError> {
-        self.fail().await
+    async fn key_and_session(
+        &self,
+        key: &KeyId,
+        _: &SessionId,
+    ) -> Result<KeyAndSession, StoreError> {
+        self.fail(Some(key)).await
     }
 
     async fn caller_key_and_session(
@@ -307,11 +315,11 @@ impl Store for DownStore {
         _: &KeyId,
         _: &SessionId,
     ) -> Result<(Option<KeyRecord>, KeyAndSession), StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
     async fn put_session(&self, _: &SessionRecord, _: Option<&str>) -> Result<bool, StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
     async fn delete_session(
@@ -321,31 +329,31 @@ impl Store for DownStore {
         _: Option<&str>,
         _: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
     async fn list_sessions(&self, _: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
     async fn unexpired_sessions(&self, _: &KeyId, _: u64) -> Result<Vec<SessionTimes>, StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
-    async fn key(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.fail().await
+    async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.fail(Some(key)).await
     }
 
     async fn create_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
     async fn save_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
     async fn touch_key(&self, _: &KeyId, _: u64, _: u64) -> Result<bool, StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
     async fn keys_page(
@@ -354,7 +362,7 @@ impl Store for DownStore {
         _: Option<&KeyPosition>,
         _: usize,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
     async fn events_page(
@@ -363,7 +371,7 @@ impl Store for DownStore {
         _: Option<&str>,
         _: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
     async fn key_events(
@@ -372,11 +380,11 @@ impl Store for DownStore {
         _: Option<&str>,
         _: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 
     async fn warm_up(&self) -> Result<(), StoreError> {
-        self.fail().await
+        self.fail(None).await
     }
 }
 

@@ -303,123 +303,18 @@ fn one_token(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use async_trait::async_trait;
-    use secrecy::{ExposeSecret, SecretString};
+    use secrecy::ExposeSecret;
     use serde_json::json;
 
     use super::*;
-    use crate::config::TokenPolicy;
-    use crate::domain::api_key::{ApiKey, KeyId, KeyRecord};
-    use crate::domain::audit::AuditEvent;
-    use crate::domain::clock::SystemClock;
-    use crate::domain::keyring::{KeySet, SigningKey, StaticKeySource};
-    use crate::domain::owner::Owner;
-    use crate::domain::session_id::SessionId;
-    use crate::domain::store::{
-        KeyAndSession, KeyPosition, SessionRecord, SessionTimes, Store, StoreError,
-    };
+    use crate::domain::api_key::ApiKey;
+    use crate::domain::testing::{DownStore, Fixture, Outage};
     use crate::telemetry::tests::Captured;
 
-    /// A store with a bug: reading a key panics, with the key id in the message.
-    struct PanickingStore;
-
-    #[async_trait]
-    impl Store for PanickingStore {
-        async fn key_and_session(
-            &self,
-            key: &KeyId,
-            _: &SessionId,
-        ) -> Result<KeyAndSession, StoreError> {
-            panic!("corrupt record for {key}");
-        }
-        async fn caller_key_and_session(
-            &self,
-            _: &KeyId,
-            _: &KeyId,
-            _: &SessionId,
-        ) -> Result<(Option<KeyRecord>, KeyAndSession), StoreError> {
-            Ok((None, (None, None)))
-        }
-        async fn put_session(
-            &self,
-            _: &SessionRecord,
-            _: Option<&str>,
-        ) -> Result<bool, StoreError> {
-            Ok(false)
-        }
-        async fn delete_session(
-            &self,
-            _: &KeyId,
-            _: &SessionId,
-            _: Option<&str>,
-            _: &AuditEvent,
-        ) -> Result<bool, StoreError> {
-            Ok(false)
-        }
-        async fn unexpired_sessions(
-            &self,
-            _: &KeyId,
-            _: u64,
-        ) -> Result<Vec<SessionTimes>, StoreError> {
-            Ok(Vec::new())
-        }
-        async fn list_sessions(&self, _: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
-            Ok(Vec::new())
-        }
-        async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-            panic!("corrupt record for {key}");
-        }
-        async fn create_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
-            Ok(false)
-        }
-        async fn save_key(&self, _: &KeyRecord, _: &AuditEvent) -> Result<bool, StoreError> {
-            Ok(false)
-        }
-        async fn touch_key(&self, _: &KeyId, _: u64, _: u64) -> Result<bool, StoreError> {
-            Ok(false)
-        }
-        async fn keys_page(
-            &self,
-            _: Option<&Owner>,
-            _: Option<&KeyPosition>,
-            _: usize,
-        ) -> Result<Vec<KeyRecord>, StoreError> {
-            Ok(Vec::new())
-        }
-        async fn events_page(
-            &self,
-            _: Option<&Owner>,
-            _: Option<&str>,
-            _: usize,
-        ) -> Result<Vec<AuditEvent>, StoreError> {
-            Ok(Vec::new())
-        }
-        async fn key_events(
-            &self,
-            _: &KeyId,
-            _: Option<&str>,
-            _: usize,
-        ) -> Result<Vec<AuditEvent>, StoreError> {
-            Ok(Vec::new())
-        }
-    }
-
+    /// An app whose store has a bug: every read panics, with the key id in
+    /// the message.
     fn app() -> App {
-        let signing = SigningKey::new("v1", &SecretString::from("k".repeat(32))).unwrap();
-        let keys = KeySet {
-            current: Arc::new(signing),
-            previous: None,
-        };
-        App::new(
-            TokenPolicy::with_issuer("https://auth.test"),
-            Arc::new(PanickingStore),
-            Arc::new(StaticKeySource(keys)),
-            Duration::from_secs(300),
-            Arc::new(SystemClock),
-        )
+        Fixture::new().on(DownStore(Outage::Panics))
     }
 
     async fn login(app: &App, api_key: &str) -> (StatusCode, Value) {
