@@ -2,9 +2,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use auth_shared::config::AdminPolicy;
 use auth_shared::domain::admin::{self, NewKey, RotateError};
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
-use auth_shared::domain::audit::{Actor, Origin};
+use auth_shared::domain::audit::{Actor, Origin, Stamp};
 use auth_shared::domain::clock::{Clock, SystemClock};
 use auth_shared::domain::owner::{Meta, Owner};
 use auth_shared::domain::scope::Scopes;
@@ -17,10 +18,8 @@ use crate::error::CliError;
 
 pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliError> {
     let store = backend.store().await?;
-    let now_ms = SystemClock
-        .now_ms()
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    let now = now_ms / 1000;
+    let stamp = operator()?;
+    let now = stamp.now_ms / 1000;
     match command {
         KeysCommand::Create {
             name,
@@ -43,7 +42,7 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
                 meta,
                 expires_at: expires_in.map(|d| now.saturating_add(d.as_secs())),
             };
-            let (key, record) = admin::create(store.as_ref(), new, &operator(), now_ms).await?;
+            let (key, record) = admin::create(store.as_ref(), new, &stamp).await?;
             print_new_key(&key, &record, json, "Created");
         }
         KeysCommand::List { owner, json } => {
@@ -96,7 +95,7 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
                 (None, true) => Some(None),
                 (None, false) => None,
             };
-            let updated = admin::update_from(store.as_ref(), record, &operator(), now_ms, |r| {
+            let updated = admin::update_from(store.as_ref(), record, &stamp, |r| {
                 if r.status == KeyStatus::Revoked {
                     return Err(CliError::Failed(format!("key {id} is revoked")));
                 }
@@ -125,7 +124,7 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
         }
         KeysCommand::Revoke { id } => {
             let record = existing(store.as_ref(), &id).await?;
-            let updated = admin::update_from(store.as_ref(), record, &operator(), now_ms, |r| {
+            let updated = admin::update_from(store.as_ref(), record, &stamp, |r| {
                 admin::revoke(r);
                 Ok::<_, CliError>(())
             })
@@ -140,7 +139,7 @@ pub async fn run(backend: &BackendArgs, command: KeysCommand) -> Result<(), CliE
             let record = existing(store.as_ref(), &id).await?;
             let key = ApiKey::regenerate(&record.id)
                 .map_err(|e| CliError::Failed(format!("no randomness: {e}")))?;
-            let rotated = admin::update_from(store.as_ref(), record, &operator(), now_ms, |r| {
+            let rotated = admin::update_from(store.as_ref(), record, &stamp, |r| {
                 admin::rotate(r, &key, now, grace.as_secs()).map_err(|e| match e {
                     RotateError::Revoked => {
                         CliError::Failed(format!("key {id} is revoked; create a new key instead"))
@@ -221,8 +220,21 @@ pub async fn events(backend: &BackendArgs, args: EventsArgs) -> Result<(), CliEr
     Ok(())
 }
 
-/// The person running `authctl`, as `user@host`, for the audit trail.
-pub fn operator() -> Origin {
+/// A change made now by the person running `authctl` (`user@host`), its
+/// event kept `AUDIT_RETENTION_DAYS` as the deployed functions keep theirs.
+pub fn operator() -> Result<Stamp, CliError> {
+    let admin = AdminPolicy::from_lookup(&|name| std::env::var(name).ok())
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    Ok(Stamp {
+        origin: operator_origin(),
+        now_ms: SystemClock
+            .now_ms()
+            .map_err(|e| CliError::Failed(e.to_string()))?,
+        retention_days: admin.audit_retention_days,
+    })
+}
+
+fn operator_origin() -> Origin {
     let user = ["USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))

@@ -19,7 +19,7 @@ use std::time::Duration;
 use auth_shared::App;
 use auth_shared::config::{self, TokenPolicy};
 use auth_shared::domain::admin::{self, NewKey};
-use auth_shared::domain::clock::{Clock, SystemClock};
+use auth_shared::domain::clock::SystemClock;
 use auth_shared::domain::scope::Scopes;
 use auth_shared::http::body::MAX_BODY_BYTES;
 use auth_shared::http::error::RETRY_AFTER_SECONDS;
@@ -144,13 +144,16 @@ async fn app(backend: &BackendArgs, addr: SocketAddr) -> Result<App, CliError> {
     let default_cache = if backend.table.is_some() { 300 } else { 5 };
     let cache = config::signing_key_cache(&lookup, default_cache)
         .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let admin =
+        config::AdminPolicy::from_lookup(&lookup).map_err(|e| CliError::Invalid(e.to_string()))?;
     Ok(App::new(
         policy,
         backend.store().await?,
         backend.key_source().await?,
         cache,
         Arc::new(SystemClock),
-    ))
+    )
+    .with_admin(admin))
 }
 
 async fn starter_key(app: &App, addr: SocketAddr) -> Result<(), CliError> {
@@ -162,10 +165,7 @@ async fn starter_key(app: &App, addr: SocketAddr) -> Result<(), CliError> {
         meta: None,
         expires_at: None,
     };
-    let now_ms = SystemClock
-        .now_ms()
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    let (key, _) = admin::create(app.store.as_ref(), new, &keys::operator(), now_ms).await?;
+    let (key, _) = admin::create(app.store.as_ref(), new, &keys::operator()?).await?;
     let key = key.expose();
     let key = key.expose_secret();
     let base = format!("http://{addr}");

@@ -1,6 +1,6 @@
 //! `authctl sessions ...`: the sessions of a key, and revoking one.
 
-use auth_shared::domain::audit::{AuditEvent, DEFAULT_RETENTION_DAYS};
+use auth_shared::domain::audit::AuditEvent;
 use auth_shared::domain::clock::{Clock, SystemClock};
 use auth_shared::domain::session_id::SessionId;
 use serde_json::json;
@@ -48,16 +48,11 @@ pub async fn run(backend: &BackendArgs, command: SessionsCommand) -> Result<(), 
             let key = existing(store.as_ref(), &key_id).await?;
             let session =
                 SessionId::parse(&session_id).map_err(|e| CliError::Invalid(e.to_string()))?;
-            let now_ms = SystemClock
-                .now_ms()
-                .map_err(|e| CliError::Failed(e.to_string()))?;
             let event = AuditEvent::of_session_revoke(
                 &key.id,
                 key.owner.as_ref(),
                 session.as_str(),
-                &operator(),
-                now_ms,
-                DEFAULT_RETENTION_DAYS,
+                &operator()?,
             );
             if !store
                 .delete_session(&key.id, &session, None, &event)

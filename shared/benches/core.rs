@@ -153,10 +153,11 @@ fn embedded_app(rt: &tokio::runtime::Runtime) -> (App, String, tempfile::TempDir
         meta: None,
         expires_at: None,
     };
-    let origin = Origin::of(Actor::cli("bench@host"));
-    let now_ms = SystemClock.now_ms().expect("a sane clock");
+    let stamp = app
+        .stamp(Origin::of(Actor::cli("bench@host")))
+        .expect("a sane clock");
     let key = rt.block_on(async {
-        let (key, _) = admin::create(app.store.as_ref(), new, &origin, now_ms)
+        let (key, _) = admin::create(app.store.as_ref(), new, &stamp)
             .await
             .expect("writes");
         app.keys.keys().await.expect("warm key ring");

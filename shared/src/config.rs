@@ -50,6 +50,91 @@ pub struct Config {
     pub signing_key_cache: Duration,
     /// Token rules.
     pub tokens: TokenPolicy,
+    /// The management API's, the audit trail's and the console's rules.
+    pub admin: AdminPolicy,
+}
+
+/// The rules of the management API, its audit trail, the customer portal and
+/// the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminPolicy {
+    /// Days an audit event is kept (`AUDIT_RETENTION_DAYS`).
+    pub audit_retention_days: u64,
+    /// Live keys a portal customer may hold at once (`PORTAL_MAX_KEYS`).
+    pub portal_max_keys: u64,
+    /// Origins a portal link's `return_url` may point to
+    /// (`PORTAL_RETURN_ORIGINS`, comma-separated), each as `scheme://host[:port]`.
+    pub portal_return_origins: Vec<String>,
+    /// Who may frame the console, the CSP `frame-ancestors` sources
+    /// (`CONSOLE_FRAME_ANCESTORS`).
+    pub console_frame_ancestors: String,
+}
+
+impl Default for AdminPolicy {
+    fn default() -> Self {
+        Self {
+            audit_retention_days: 400,
+            portal_max_keys: 20,
+            portal_return_origins: Vec::new(),
+            console_frame_ancestors: "'none'".into(),
+        }
+    }
+}
+
+impl AdminPolicy {
+    /// Reads the admin settings through `lookup`.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let defaults = Self::default();
+        let portal_return_origins = match env.optional("PORTAL_RETURN_ORIGINS") {
+            None => Vec::new(),
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(origin_of)
+                .collect::<Result<_, _>>()?,
+        };
+        let console_frame_ancestors = env
+            .optional("CONSOLE_FRAME_ANCESTORS")
+            .map_or(defaults.console_frame_ancestors, |v| v.trim().to_owned());
+        // The value goes into a response header: a character that would end
+        // or split the CSP directive is refused at start.
+        if console_frame_ancestors
+            .chars()
+            .any(|c| c == ';' || c == ',' || c.is_control())
+        {
+            return Err(ConfigError::Invalid {
+                name: "CONSOLE_FRAME_ANCESTORS",
+                reason: "must be CSP sources separated by spaces".into(),
+            });
+        }
+        Ok(Self {
+            audit_retention_days: env.number("AUDIT_RETENTION_DAYS", 400, 1..=3650)?,
+            portal_max_keys: env.number("PORTAL_MAX_KEYS", 20, 1..=1000)?,
+            portal_return_origins,
+            console_frame_ancestors,
+        })
+    }
+}
+
+/// `raw` as the origin it names (`https://app.example.com`), refused when it
+/// is not an http(s) origin alone (no path, query or credentials).
+fn origin_of(raw: &str) -> Result<String, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        name: "PORTAL_RETURN_ORIGINS",
+        reason: "each entry must be an origin such as https://app.example.com".into(),
+    };
+    let url = url::Url::parse(raw).map_err(|_| invalid())?;
+    let bare = url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !matches!(url.scheme(), "http" | "https") || !bare {
+        return Err(invalid());
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 /// A setting that is missing or does not parse.
@@ -82,6 +167,7 @@ impl Config {
             signing_secret_arn: env.required("SIGNING_SECRET_ARN")?,
             signing_key_cache: signing_key_cache(&lookup, 300)?,
             tokens: TokenPolicy::from_lookup(&lookup)?,
+            admin: AdminPolicy::from_lookup(&lookup)?,
         })
     }
 }
@@ -187,6 +273,67 @@ mod tests {
         assert_eq!(c.signing_key_cache, Duration::from_secs(300));
         assert_eq!(c.tokens.audience, None);
         assert_eq!(c.tokens.max_sessions_per_key, 1000);
+        assert_eq!(c.admin, AdminPolicy::default());
+        assert_eq!(c.admin.audit_retention_days, 400);
+        assert_eq!(c.admin.portal_max_keys, 20);
+    }
+
+    #[test]
+    fn portal_return_origins_are_origins_alone() {
+        let with = |value: &str| {
+            let mut vars = BASE.to_vec();
+            vars.push(("PORTAL_RETURN_ORIGINS", value));
+            config(&vars).map(|c| c.admin.portal_return_origins)
+        };
+        assert_eq!(
+            with(" https://app.example.com , http://localhost:3000/").unwrap(),
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/billing",
+            "https://app.example.com?x=1",
+            "https://u:p@app.example.com",
+            "javascript:alert(1)",
+            "ftp://app.example.com",
+        ] {
+            let err = with(bad).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("PORTAL_RETURN_ORIGINS is invalid"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn frame_ancestors_cannot_break_out_of_their_directive() {
+        let with = |value: &str| {
+            let mut vars = BASE.to_vec();
+            vars.push(("CONSOLE_FRAME_ANCESTORS", value));
+            config(&vars).map(|c| c.admin.console_frame_ancestors)
+        };
+        assert_eq!(
+            with("'self' https://admin.example.com").unwrap(),
+            "'self' https://admin.example.com"
+        );
+        assert!(with("'self'; script-src *").is_err());
+        assert!(with("'self'\r\nSet-Cookie: x").is_err());
+    }
+
+    #[test]
+    fn audit_retention_and_the_portal_cap_are_range_checked() {
+        for (name, value, ok) in [
+            ("AUDIT_RETENTION_DAYS", "1", true),
+            ("AUDIT_RETENTION_DAYS", "0", false),
+            ("AUDIT_RETENTION_DAYS", "3651", false),
+            ("PORTAL_MAX_KEYS", "1000", true),
+            ("PORTAL_MAX_KEYS", "0", false),
+        ] {
+            let mut vars = BASE.to_vec();
+            vars.push((name, value));
+            assert_eq!(config(&vars).is_ok(), ok, "{name}={value}");
+        }
     }
 
     #[test]

@@ -120,16 +120,10 @@ impl Store for RevokeBeforeFirstSave {
     }
     async fn save_key(&self, r: &KeyRecord, e: &AuditEvent) -> Result<bool, StoreError> {
         if self.armed.swap(false, Ordering::SeqCst) {
-            let revoked = admin::update(
-                self.inner.as_ref(),
-                &r.id,
-                &auth_tests::origin(),
-                auth_tests::now_ms(),
-                |k| {
-                    admin::revoke(k);
-                    Ok::<_, StoreError>(())
-                },
-            )
+            let revoked = admin::update(self.inner.as_ref(), &r.id, &auth_tests::stamp(), |k| {
+                admin::revoke(k);
+                Ok::<_, StoreError>(())
+            })
             .await?;
             assert!(revoked.is_some_and(|u| u.changed()));
         }
@@ -175,13 +169,9 @@ async fn a_rotation_racing_a_revoke_never_brings_the_key_back() {
         };
         let fresh = ApiKey::regenerate(&id).unwrap();
         let now = t.clock.seconds();
-        let rotated = admin::update(
-            &store,
-            &id,
-            &auth_tests::origin(),
-            auth_tests::now_ms(),
-            |r| admin::rotate(r, &fresh, now, 3600),
-        )
+        let rotated = admin::update(&store, &id, &auth_tests::stamp(), |r| {
+            admin::rotate(r, &fresh, now, 3600)
+        })
         .await;
         assert!(
             matches!(rotated, Err(RotateError::Revoked)),
@@ -206,17 +196,11 @@ async fn no_change_can_make_a_revoked_key_active_again() {
             .revoke(json!({"api_key": key, "revoke_api_key": true}))
             .await;
         assert_eq!(r.status, 200, "{name}");
-        let updated = admin::update(
-            t.store(),
-            &key_id(&key),
-            &auth_tests::origin(),
-            auth_tests::now_ms(),
-            |r| {
-                r.status = KeyStatus::Active;
-                r.sessions_revoked_before = 0;
-                Ok::<_, StoreError>(())
-            },
-        )
+        let updated = admin::update(t.store(), &key_id(&key), &auth_tests::stamp(), |r| {
+            r.status = KeyStatus::Active;
+            r.sessions_revoked_before = 0;
+            Ok::<_, StoreError>(())
+        })
         .await
         .unwrap()
         .unwrap();

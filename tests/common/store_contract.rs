@@ -180,7 +180,7 @@ async fn a_keys_owner_metadata_and_last_use_are_kept_exactly() {
 
 /// An event of `record`'s change at `time_ms`, by the tests.
 fn event_at(record: &KeyRecord, time_ms: u64) -> AuditEvent {
-    AuditEvent::of_change(None, record, &auth_tests::origin(), time_ms, 400).unwrap()
+    AuditEvent::of_change(None, record, &auth_tests::stamp_at(time_ms)).unwrap()
 }
 
 #[tokio::test]

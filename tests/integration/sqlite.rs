@@ -286,13 +286,9 @@ async fn on_one_sqlite_file_a_revoke_during_a_stream_of_rotations_is_never_undon
             let mut landed = 0u32;
             loop {
                 let fresh = ApiKey::regenerate(&id).unwrap();
-                let rotated = admin::update(
-                    store.as_ref(),
-                    &id,
-                    &auth_tests::origin(),
-                    auth_tests::now_ms(),
-                    |r| admin::rotate(r, &fresh, 10, 3600),
-                )
+                let rotated = admin::update(store.as_ref(), &id, &auth_tests::stamp(), |r| {
+                    admin::rotate(r, &fresh, 10, 3600)
+                })
                 .await;
                 match rotated {
                     Ok(_) => landed += 1,
@@ -304,16 +300,10 @@ async fn on_one_sqlite_file_a_revoke_during_a_stream_of_rotations_is_never_undon
         })
     };
     rotating.recv().await.unwrap();
-    let revoked = admin::update(
-        &revoker,
-        &id,
-        &auth_tests::origin(),
-        auth_tests::now_ms(),
-        |r| {
-            admin::revoke(r);
-            Ok::<_, StoreError>(())
-        },
-    )
+    let revoked = admin::update(&revoker, &id, &auth_tests::stamp(), |r| {
+        admin::revoke(r);
+        Ok::<_, StoreError>(())
+    })
     .await
     .unwrap()
     .unwrap();

@@ -192,5 +192,6 @@ fn config(table: &str, secret_arn: &str, tokens: TokenPolicy) -> Config {
         signing_secret_arn: secret_arn.to_owned(),
         signing_key_cache: KEY_CACHE,
         tokens,
+        admin: auth_shared::config::AdminPolicy::default(),
     }
 }

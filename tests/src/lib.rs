@@ -28,7 +28,7 @@ use auth_shared::App;
 use auth_shared::config::TokenPolicy;
 use auth_shared::domain::admin::{self, NewKey};
 use auth_shared::domain::api_key::KeyRecord;
-use auth_shared::domain::audit::{Actor, AuditEvent, Origin};
+use auth_shared::domain::audit::{Actor, AuditEvent, Origin, Stamp};
 use auth_shared::domain::owner::{Meta, Owner};
 
 use auth_shared::domain::clock::{Clock, ManualClock};
@@ -56,9 +56,23 @@ pub fn origin() -> Origin {
     Origin::of(Actor::cli("test@host"))
 }
 
+/// The tests' own change at `now_ms`, its event kept 400 days.
+pub fn stamp_at(now_ms: u64) -> Stamp {
+    Stamp {
+        origin: origin(),
+        now_ms,
+        retention_days: 400,
+    }
+}
+
+/// The tests' own change, now.
+pub fn stamp() -> Stamp {
+    stamp_at(now_ms())
+}
+
 /// The event the tests' own write of `record` records, as if new.
 pub fn event(record: &KeyRecord) -> AuditEvent {
-    AuditEvent::of_change(None, record, &origin(), record.created_at * 1000, 400).unwrap()
+    AuditEvent::of_change(None, record, &stamp_at(record.created_at * 1000)).unwrap()
 }
 
 /// The system clock in Unix milliseconds, for events of the tests' own writes.
@@ -68,7 +82,7 @@ pub fn now_ms() -> u64 {
 
 /// The event the tests' own revoke of session `session` of `key` records.
 pub fn session_event(key: &auth_shared::domain::api_key::KeyId, session: &str) -> AuditEvent {
-    AuditEvent::of_session_revoke(key, None, session, &origin(), now_ms(), 400)
+    AuditEvent::of_session_revoke(key, None, session, &stamp())
 }
 
 /// A unique name for a table or secret.
@@ -202,7 +216,7 @@ impl TestApp {
 
     /// Creates `new` as key administration does, and returns the key.
     pub async fn create_key_with(&self, new: NewKey) -> String {
-        let (key, _) = admin::create(self.store(), new, &origin(), self.clock.now_ms().unwrap())
+        let (key, _) = admin::create(self.store(), new, &stamp_at(self.clock.now_ms().unwrap()))
             .await
             .unwrap();
         key.expose().expose_secret().to_owned()

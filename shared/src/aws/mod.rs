@@ -35,7 +35,8 @@ pub fn app(config: &Config, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> (App, Aws
         Arc::new(source),
         config.signing_key_cache,
         clock,
-    );
+    )
+    .with_admin(config.admin.clone());
     (app, calls)
 }
 

@@ -9,7 +9,7 @@
 //! revoke-all cutoff never moves back.
 
 use crate::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
-use crate::domain::audit::{AuditEvent, DEFAULT_RETENTION_DAYS, Origin};
+use crate::domain::audit::{AuditEvent, Stamp};
 use crate::domain::owner::{Meta, Owner};
 use crate::domain::scope::Scopes;
 use crate::domain::store::{Store, StoreError};
@@ -54,10 +54,9 @@ pub enum CreateError {
 pub async fn create(
     store: &dyn Store,
     new: NewKey,
-    origin: &Origin,
-    now_ms: u64,
+    stamp: &Stamp,
 ) -> Result<(ApiKey, KeyRecord), CreateError> {
-    let now = now_ms / 1000;
+    let now = stamp.now_ms / 1000;
     if new.name.trim().is_empty() {
         return Err(CreateError::EmptyName);
     }
@@ -68,8 +67,8 @@ pub async fn create(
     let mut record = KeyRecord::new(&key, &new.name, new.scopes, now, new.expires_at);
     record.owner = new.owner;
     record.meta = new.meta;
-    record.created_by = Some(origin.actor.clone());
-    let event = AuditEvent::of_change(None, &record, origin, now_ms, DEFAULT_RETENTION_DAYS)
+    record.created_by = Some(stamp.origin.actor.clone());
+    let event = AuditEvent::of_change(None, &record, stamp)
         .ok_or_else(|| StoreError::Internal("a new key records no event".into()))?;
     if !store.create_key(&record, &event).await? {
         return Err(CreateError::Collision);
@@ -104,15 +103,12 @@ impl Updated {
 pub async fn update<E: From<StoreError>>(
     store: &dyn Store,
     id: &KeyId,
-    origin: &Origin,
-    now_ms: u64,
+    stamp: &Stamp,
     change: impl FnMut(&mut KeyRecord) -> Result<(), E>,
 ) -> Result<Option<Updated>, E> {
     match store.key(id).await? {
         None => Ok(None),
-        Some(record) => update_from(store, record, origin, now_ms, change)
-            .await
-            .map(Some),
+        Some(record) => update_from(store, record, stamp, change).await.map(Some),
     }
 }
 
@@ -120,8 +116,7 @@ pub async fn update<E: From<StoreError>>(
 pub async fn update_from<E: From<StoreError>>(
     store: &dyn Store,
     mut before: KeyRecord,
-    origin: &Origin,
-    now_ms: u64,
+    stamp: &Stamp,
     mut change: impl FnMut(&mut KeyRecord) -> Result<(), E>,
 ) -> Result<Updated, E> {
     for _ in 0..ATTEMPTS {
@@ -129,13 +124,7 @@ pub async fn update_from<E: From<StoreError>>(
         change(&mut after)?;
         sticky(&before, &mut after);
         // A change of nothing an event records is no change: no write, no event.
-        let Some(event) = AuditEvent::of_change(
-            Some(&before),
-            &after,
-            origin,
-            now_ms,
-            DEFAULT_RETENTION_DAYS,
-        ) else {
+        let Some(event) = AuditEvent::of_change(Some(&before), &after, stamp) else {
             return Ok(Updated {
                 after: before.clone(),
                 before,
@@ -229,7 +218,7 @@ pub async fn sessions_ended(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testing::{DownStore, Fixture, NOW, Outage, origin, success};
+    use crate::domain::testing::{DownStore, Fixture, NOW, Outage, stamp_at, success};
 
     const NOW_MS: u64 = NOW * 1000;
 
@@ -260,8 +249,7 @@ mod tests {
         let (key, record) = create(
             fx.store.as_ref(),
             new_key("a", Some(NOW + 60)),
-            &origin(),
-            NOW_MS,
+            &stamp_at(NOW_MS),
         )
         .await
         .unwrap();
@@ -283,7 +271,7 @@ mod tests {
             (new_key(" ", None), "the name must not be empty"),
             (new_key("a", Some(NOW)), "the expiry must be in the future"),
         ] {
-            let e = create(fx.store.as_ref(), new, &origin(), NOW_MS)
+            let e = create(fx.store.as_ref(), new, &stamp_at(NOW_MS))
                 .await
                 .unwrap_err();
             assert_eq!(e.to_string(), want);
@@ -298,8 +286,7 @@ mod tests {
         let updated = update(
             fx.store.as_ref(),
             key.id(),
-            &origin(),
-            NOW_MS,
+            &stamp_at(NOW_MS),
             rename("renamed"),
         )
         .await
@@ -319,13 +306,12 @@ mod tests {
         update(
             fx.store.as_ref(),
             key.id(),
-            &origin(),
-            NOW_MS,
+            &stamp_at(NOW_MS),
             rename("renamed"),
         )
         .await
         .unwrap();
-        let updated = update_from(fx.store.as_ref(), stale, &origin(), NOW_MS, |r| {
+        let updated = update_from(fx.store.as_ref(), stale, &stamp_at(NOW_MS), |r| {
             r.expires_at = Some(NOW + 60);
             Ok::<_, StoreError>(())
         })
@@ -347,7 +333,7 @@ mod tests {
             revoke_sessions(r, NOW * 1000);
         })
         .await;
-        let updated = update(fx.store.as_ref(), key.id(), &origin(), NOW_MS, |r| {
+        let updated = update(fx.store.as_ref(), key.id(), &stamp_at(NOW_MS), |r| {
             r.status = KeyStatus::Active;
             r.sessions_revoked_before = 0;
             Ok::<_, StoreError>(())
@@ -380,8 +366,7 @@ mod tests {
         let updated = update(
             fx.store.as_ref(),
             unknown.id(),
-            &origin(),
-            NOW_MS,
+            &stamp_at(NOW_MS),
             rename("x"),
         )
         .await;
@@ -396,7 +381,7 @@ mod tests {
         fx.change_key(&key, revoke).await;
         let before = stored(&fx, &key).await;
         let new = ApiKey::regenerate(key.id()).unwrap();
-        let refused = update(fx.store.as_ref(), key.id(), &origin(), NOW_MS, |r| {
+        let refused = update(fx.store.as_ref(), key.id(), &stamp_at(NOW_MS), |r| {
             rotate(r, &new, NOW, 60)
         })
         .await;
@@ -418,12 +403,12 @@ mod tests {
             Ok::<_, StoreError>(())
         };
         let store = fx.store.as_ref();
-        let first = update(store, key.id(), &origin(), NOW_MS, revoke_key)
+        let first = update(store, key.id(), &stamp_at(NOW_MS), revoke_key)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(sessions_ended(store, &first, now).await.unwrap(), 2);
-        let repeat = update(store, key.id(), &origin(), NOW_MS, revoke_key)
+        let repeat = update(store, key.id(), &stamp_at(NOW_MS), revoke_key)
             .await
             .unwrap()
             .unwrap();
@@ -437,11 +422,11 @@ mod tests {
         let key = fx.key("read").await;
         let record = stored(&fx, &key).await;
         let down = DownStore(Outage::Refuses);
-        let e = update(&down, key.id(), &origin(), NOW_MS, rename("x"))
+        let e = update(&down, key.id(), &stamp_at(NOW_MS), rename("x"))
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
-        let e = update_from(&down, record, &origin(), NOW_MS, rename("x"))
+        let e = update_from(&down, record, &stamp_at(NOW_MS), rename("x"))
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");

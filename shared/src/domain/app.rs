@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::TokenPolicy;
-use crate::domain::clock::Clock;
+use crate::config::{AdminPolicy, TokenPolicy};
+use crate::domain::audit::{Origin, Stamp};
+use crate::domain::clock::{Clock, ClockError};
 use crate::domain::keyring::{KeyRing, KeySource};
 use crate::domain::store::Store;
 use crate::domain::usage::UsageMarks;
@@ -14,6 +15,8 @@ use crate::domain::usage::UsageMarks;
 pub struct App {
     /// Token rules.
     pub policy: TokenPolicy,
+    /// Management API, audit trail, portal and console rules.
+    pub admin: AdminPolicy,
     /// Keys and sessions.
     pub store: Arc<dyn Store>,
     /// Signing keys.
@@ -37,11 +40,26 @@ impl App {
     ) -> Self {
         Self {
             policy,
+            admin: AdminPolicy::default(),
             store,
             keys: Arc::new(KeyRing::new(source, key_cache)),
             clock,
             usage: Arc::default(),
         }
+    }
+
+    /// The app with `admin` rules in place of the defaults.
+    pub fn with_admin(self, admin: AdminPolicy) -> Self {
+        Self { admin, ..self }
+    }
+
+    /// A change by `origin` at this instant, stamped for the audit trail.
+    pub fn stamp(&self, origin: Origin) -> Result<Stamp, ClockError> {
+        Ok(Stamp {
+            origin,
+            now_ms: self.clock.now_ms()?,
+            retention_days: self.admin.audit_retention_days,
+        })
     }
 
     /// Pays during init what the first request would otherwise pay: the

@@ -74,6 +74,18 @@ impl Origin {
     }
 }
 
+/// What every change writes into its event besides the change itself: who
+/// made it, when, and how long the trail keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// Who, and from which request.
+    pub origin: Origin,
+    /// When, in Unix milliseconds.
+    pub now_ms: u64,
+    /// Days the event is kept (`AUDIT_RETENTION_DAYS`).
+    pub retention_days: u64,
+}
+
 /// What an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
@@ -128,20 +140,10 @@ pub struct AuditEvent {
     pub ttl: u64,
 }
 
-/// How long events are kept by default (`AUDIT_RETENTION_DAYS`).
-pub const DEFAULT_RETENTION_DAYS: u64 = 400;
-
 impl AuditEvent {
     /// The event of a change of `before` into `after` (or of a new key when
-    /// `before` is `None`) at `now_ms`, kept for `retention_days`; `None`
-    /// when nothing an event records changed.
-    pub fn of_change(
-        before: Option<&KeyRecord>,
-        after: &KeyRecord,
-        origin: &Origin,
-        now_ms: u64,
-        retention_days: u64,
-    ) -> Option<Self> {
+    /// `before` is `None`); `None` when nothing an event records changed.
+    pub fn of_change(before: Option<&KeyRecord>, after: &KeyRecord, stamp: &Stamp) -> Option<Self> {
         let changes = changes(before, after);
         let action = match before {
             None => Action::KeyCreated,
@@ -158,15 +160,7 @@ impl AuditEvent {
             after.owner.as_ref(),
             after.version.saturating_add(1),
         );
-        Some(Self::new(
-            action,
-            written,
-            None,
-            changes,
-            origin,
-            now_ms,
-            retention_days,
-        ))
+        Some(Self::new(action, written, None, changes, stamp))
     }
 
     /// The event of the revoke of `session` of the key `key_id` (of `owner`).
@@ -174,9 +168,7 @@ impl AuditEvent {
         key_id: &KeyId,
         owner: Option<&Owner>,
         session: &str,
-        origin: &Origin,
-        now_ms: u64,
-        retention_days: u64,
+        stamp: &Stamp,
     ) -> Self {
         // A session revoke writes no key version: 0 sorts it before the key
         // changes of its millisecond.
@@ -185,9 +177,7 @@ impl AuditEvent {
             (key_id, owner, 0),
             Some(session.to_owned()),
             Map::new(),
-            origin,
-            now_ms,
-            retention_days,
+            stamp,
         )
     }
 
@@ -196,10 +186,9 @@ impl AuditEvent {
         (key_id, owner, version): (&KeyId, Option<&Owner>, u64),
         session_id: Option<String>,
         changes: Map<String, Value>,
-        origin: &Origin,
-        now_ms: u64,
-        retention_days: u64,
+        stamp: &Stamp,
     ) -> Self {
+        let (origin, now_ms) = (&stamp.origin, stamp.now_ms);
         // Time first, so ids sort as events happened; then the key version
         // the change writes, so one key's events of one millisecond keep
         // their order; the random rest keeps other keys' events apart.
@@ -218,7 +207,7 @@ impl AuditEvent {
             request_id: origin.request_id.clone(),
             source_ip: origin.source_ip.clone(),
             changes,
-            ttl: (now_ms / 1000).saturating_add(retention_days.saturating_mul(86_400)),
+            ttl: (now_ms / 1000).saturating_add(stamp.retention_days.saturating_mul(86_400)),
         }
     }
 }
@@ -272,14 +261,18 @@ mod tests {
         KeyRecord::new(&key, "a", Scopes::parse("read").unwrap(), 10, None)
     }
 
-    fn origin() -> Origin {
-        Origin::of(Actor::cli("ops@host"))
+    fn stamp(now_ms: u64, retention_days: u64) -> Stamp {
+        Stamp {
+            origin: Origin::of(Actor::cli("ops@host")),
+            now_ms,
+            retention_days,
+        }
     }
 
     #[test]
     fn a_new_key_records_its_initial_fields_and_never_its_secret() {
         let r = record();
-        let e = AuditEvent::of_change(None, &r, &origin(), 5_000, 400).unwrap();
+        let e = AuditEvent::of_change(None, &r, &stamp(5_000, 400)).unwrap();
         assert_eq!(e.action, Action::KeyCreated);
         assert_eq!(e.changes["name"], json!({"old": null, "new": "a"}));
         assert_eq!(e.changes["scopes"], json!({"old": null, "new": "read"}));
@@ -297,7 +290,7 @@ mod tests {
         let before = record();
         let mut revoked = before.clone();
         revoked.status = KeyStatus::Revoked;
-        let e = AuditEvent::of_change(Some(&before), &revoked, &origin(), 1, 1).unwrap();
+        let e = AuditEvent::of_change(Some(&before), &revoked, &stamp(1, 1)).unwrap();
         assert_eq!(e.action, Action::KeyRevoked);
         assert_eq!(
             e.changes["status"],
@@ -305,16 +298,16 @@ mod tests {
         );
         let mut renamed = before.clone();
         renamed.name = "b".into();
-        let e = AuditEvent::of_change(Some(&before), &renamed, &origin(), 1, 1).unwrap();
+        let e = AuditEvent::of_change(Some(&before), &renamed, &stamp(1, 1)).unwrap();
         assert_eq!((e.action, e.changes.len()), (Action::KeyUpdated, 1));
         let mut cut = before.clone();
         cut.sessions_revoked_before = 7;
-        let e = AuditEvent::of_change(Some(&before), &cut, &origin(), 1, 1).unwrap();
+        let e = AuditEvent::of_change(Some(&before), &cut, &stamp(1, 1)).unwrap();
         assert_eq!(e.action, Action::SessionsRevoked);
         let mut used = before.clone();
         used.last_used_at = Some(99);
         assert_eq!(
-            AuditEvent::of_change(Some(&before), &used, &origin(), 1, 1),
+            AuditEvent::of_change(Some(&before), &used, &stamp(1, 1)),
             None
         );
     }
@@ -322,7 +315,7 @@ mod tests {
     #[test]
     fn one_keys_events_of_one_millisecond_sort_in_the_order_they_were_written() {
         let mut r = record();
-        let created = AuditEvent::of_change(None, &r, &origin(), 7, 1).unwrap();
+        let created = AuditEvent::of_change(None, &r, &stamp(7, 1)).unwrap();
         let mut ids = vec![created.id];
         r.version = 1; // as stored by the create
 
@@ -330,7 +323,7 @@ mod tests {
             let mut next = r.clone();
             next.name = name.into();
             ids.push(
-                AuditEvent::of_change(Some(&r), &next, &origin(), 7, 1)
+                AuditEvent::of_change(Some(&r), &next, &stamp(7, 1))
                     .unwrap()
                     .id,
             );

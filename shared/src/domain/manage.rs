@@ -28,7 +28,7 @@ use sha2::Sha256;
 use crate::domain::admin::{self, CreateError, NewKey, RotateError};
 use crate::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
 use crate::domain::app::App;
-use crate::domain::audit::{Actor, AuditEvent, DEFAULT_RETENTION_DAYS, Origin};
+use crate::domain::audit::{Actor, AuditEvent, Origin};
 use crate::domain::keyring::{KeySet, SigningKey};
 use crate::domain::owner::{Meta, Owner};
 use crate::domain::scope::Scopes;
@@ -359,8 +359,8 @@ pub async fn create(app: &App, caller: &Caller, request: CreateRequest) -> Resul
         (mine, asked) => asked.or_else(|| mine.clone()),
     };
     caller.may_grant(&request.scopes)?;
-    let now_ms = app.clock.now_ms()?;
-    let now = now_ms / 1000;
+    let stamp = app.stamp(caller.origin.clone())?;
+    let now = stamp.now_ms / 1000;
     let expires_at = match request.expiry {
         None => None,
         Some(Expiry::At(at)) => Some(at),
@@ -379,7 +379,7 @@ pub async fn create(app: &App, caller: &Caller, request: CreateRequest) -> Resul
     };
     // A taken id (one chance in 2^64) is drawn again, a few times at most.
     for _ in 0..3 {
-        match admin::create(app.store.as_ref(), new.clone(), &caller.origin, now_ms).await {
+        match admin::create(app.store.as_ref(), new.clone(), &stamp).await {
             Ok((api_key, record)) => return Ok(Made { record, api_key }),
             Err(CreateError::Collision) => continue,
             Err(CreateError::EmptyName) => return Err(invalid("name must not be blank")),
@@ -488,8 +488,8 @@ pub async fn patch(
     patch: KeyPatch,
 ) -> Result<KeyRecord, Error> {
     let record = show(app, caller, id).await?;
-    let now_ms = app.clock.now_ms()?;
-    let updated = admin::update_from(app.store.as_ref(), record, &caller.origin, now_ms, |r| {
+    let stamp = app.stamp(caller.origin.clone())?;
+    let updated = admin::update_from(app.store.as_ref(), record, &stamp, |r| {
         if r.status == KeyStatus::Revoked {
             return Err(Error::KeyRevoked);
         }
@@ -517,9 +517,9 @@ pub struct Rotated {
 pub async fn rotate(app: &App, caller: &Caller, id: &str, grace: u64) -> Result<Rotated, Error> {
     let record = show(app, caller, id).await?;
     let api_key = ApiKey::regenerate(&record.id).map_err(|e| Error::internal(e.to_string()))?;
-    let now_ms = app.clock.now_ms()?;
-    let now = now_ms / 1000;
-    let updated = admin::update_from(app.store.as_ref(), record, &caller.origin, now_ms, |r| {
+    let stamp = app.stamp(caller.origin.clone())?;
+    let now = stamp.now_ms / 1000;
+    let updated = admin::update_from(app.store.as_ref(), record, &stamp, |r| {
         may_change(caller, r)?;
         admin::rotate(r, &api_key, now, grace).map_err(|e| match e {
             RotateError::Revoked => Error::KeyRevoked,
@@ -536,8 +536,8 @@ pub async fn rotate(app: &App, caller: &Caller, id: &str, grace: u64) -> Result<
 /// Revokes the key `id` for good; revoking it again changes nothing.
 pub async fn revoke(app: &App, caller: &Caller, id: &str) -> Result<KeyRecord, Error> {
     let record = show(app, caller, id).await?;
-    let now_ms = app.clock.now_ms()?;
-    let updated = admin::update_from(app.store.as_ref(), record, &caller.origin, now_ms, |r| {
+    let stamp = app.stamp(caller.origin.clone())?;
+    let updated = admin::update_from(app.store.as_ref(), record, &stamp, |r| {
         may_change(caller, r)?;
         admin::revoke(r);
         Ok::<_, Error>(())
@@ -624,9 +624,7 @@ pub async fn revoke_session(
         &record.id,
         record.owner.as_ref(),
         session.as_str(),
-        &caller.origin,
-        app.clock.now_ms()?,
-        DEFAULT_RETENTION_DAYS,
+        &app.stamp(caller.origin.clone())?,
     );
     let deleted = app
         .store
@@ -638,13 +636,13 @@ pub async fn revoke_session(
 /// Ends every session of the key `id` (one write); how many live ones ended.
 pub async fn revoke_sessions(app: &App, caller: &Caller, id: &str) -> Result<u64, Error> {
     let record = show(app, caller, id).await?;
-    let now_ms = app.clock.now_ms()?;
-    let updated = admin::update_from(app.store.as_ref(), record, &caller.origin, now_ms, |r| {
-        admin::revoke_sessions(r, now_ms);
+    let stamp = app.stamp(caller.origin.clone())?;
+    let updated = admin::update_from(app.store.as_ref(), record, &stamp, |r| {
+        admin::revoke_sessions(r, stamp.now_ms);
         Ok::<_, Error>(())
     })
     .await?;
-    Ok(admin::sessions_ended(app.store.as_ref(), &updated, now_ms / 1000).await?)
+    Ok(admin::sessions_ended(app.store.as_ref(), &updated, stamp.now_ms / 1000).await?)
 }
 
 /// Events newest first: of the key `id` when given, else of `owner` (an

@@ -15,7 +15,7 @@ use crate::domain::Error;
 use crate::domain::admin;
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::app::App;
-use crate::domain::audit::{Actor, AuditEvent, DEFAULT_RETENTION_DAYS, Origin};
+use crate::domain::audit::{Actor, AuditEvent, Origin};
 use crate::domain::authenticate::{Requirement, authenticate};
 use crate::domain::session_id::SessionId;
 use crate::domain::verify::authentic_claims;
@@ -71,8 +71,8 @@ pub async fn revoke(
     match request {
         RevokeRequest::Token(token) => revoke_token(app, token.expose_secret(), None, audit).await,
         RevokeRequest::ClientToken { api_key, token } => {
-            let (key, _) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
-            revoke_token(app, token.expose_secret(), Some(key.id()), audit).await
+            let (_, record) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
+            revoke_token(app, token.expose_secret(), Some(&record), audit).await
         }
         RevokeRequest::Session {
             api_key,
@@ -90,9 +90,7 @@ pub async fn revoke(
                 key.id(),
                 record.owner.as_ref(),
                 session.as_str(),
-                &self_service(&record, audit),
-                app.clock.now_ms()?,
-                DEFAULT_RETENTION_DAYS,
+                &app.stamp(self_service(&record, audit))?,
             );
             let removed = app
                 .store
@@ -105,30 +103,28 @@ pub async fn revoke(
         }
         RevokeRequest::AllSessions { api_key } => {
             let (_, record) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
-            let now_ms = app.clock.now_ms()?;
-            let origin = self_service(&record, audit);
-            let updated = admin::update_from(app.store.as_ref(), record, &origin, now_ms, |r| {
-                admin::revoke_sessions(r, now_ms);
+            let stamp = app.stamp(self_service(&record, audit))?;
+            let updated = admin::update_from(app.store.as_ref(), record, &stamp, |r| {
+                admin::revoke_sessions(r, stamp.now_ms);
                 Ok::<_, Error>(())
             })
             .await?;
             Ok(Revoked {
-                sessions: admin::sessions_ended(app.store.as_ref(), &updated, now_ms / 1000)
+                sessions: admin::sessions_ended(app.store.as_ref(), &updated, stamp.now_ms / 1000)
                     .await?,
                 api_key: false,
             })
         }
         RevokeRequest::Key { api_key } => {
             let (_, record) = authenticate(app, &api_key, Requirement::Possession, audit).await?;
-            let now_ms = app.clock.now_ms()?;
-            let origin = self_service(&record, audit);
-            let updated = admin::update_from(app.store.as_ref(), record, &origin, now_ms, |r| {
+            let stamp = app.stamp(self_service(&record, audit))?;
+            let updated = admin::update_from(app.store.as_ref(), record, &stamp, |r| {
                 admin::revoke(r);
                 Ok::<_, Error>(())
             })
             .await?;
             Ok(Revoked {
-                sessions: admin::sessions_ended(app.store.as_ref(), &updated, now_ms / 1000)
+                sessions: admin::sessions_ended(app.store.as_ref(), &updated, stamp.now_ms / 1000)
                     .await?,
                 api_key: true,
             })
@@ -147,7 +143,7 @@ fn self_service(record: &KeyRecord, audit: &Audit) -> Origin {
 async fn revoke_token(
     app: &App,
     raw: &str,
-    only_of: Option<&KeyId>,
+    only_of: Option<&KeyRecord>,
     audit: &mut Audit,
 ) -> Result<Revoked, Error> {
     let claims = match authentic_claims(app, raw).await {
@@ -162,26 +158,24 @@ async fn revoke_token(
     else {
         return Ok(Revoked::default());
     };
-    if only_of.is_some_and(|owner| owner != &key) {
+    if only_of.is_some_and(|client| client.id != key) {
         // Not this client's token: refuse silently, revealing nothing about it.
         return Ok(Revoked::default());
     }
     // Only while the session still holds this token: an old token must not
     // end a session that has since moved on to a new one.
-    // The token's holder revokes it; its key is not read, so the event
-    // names the key but not the key's owner.
+    // The event names the key's owner, so that owner's trail shows it: a
+    // client has just been read with its key; a bare token costs one read.
+    let owner = match only_of {
+        Some(client) => client.owner.clone(),
+        None => app.store.key(&key).await?.and_then(|r| r.owner),
+    };
     let origin = Origin {
         request_id: audit.request_id.clone(),
-        ..Origin::of(Actor::key(&key, None))
+        ..Origin::of(Actor::key(&key, owner.clone()))
     };
-    let event = AuditEvent::of_session_revoke(
-        &key,
-        None,
-        session.as_str(),
-        &origin,
-        app.clock.now_ms()?,
-        DEFAULT_RETENTION_DAYS,
-    );
+    let event =
+        AuditEvent::of_session_revoke(&key, owner.as_ref(), session.as_str(), &app.stamp(origin)?);
     let removed = app
         .store
         .delete_session(&key, &session, Some(&claims.jti), &event)
@@ -196,6 +190,9 @@ async fn revoke_token(
 mod tests {
     use super::*;
     use crate::domain::api_key::ApiKey;
+    use crate::domain::audit::Action;
+    use crate::domain::store::Store;
+    use crate::domain::owner::Owner;
     use crate::domain::login::Issued;
     use crate::domain::testing::{DownStore, Fixture, Outage, bearer, failure, success, tampered};
     use crate::domain::token::TokenError;
@@ -231,6 +228,34 @@ mod tests {
         success(fx.verify(&other, None).await);
         let next = success(fx.login(&key, None, None).await);
         assert_ne!(bearer(&next), bearer(&issued));
+    }
+
+    #[tokio::test]
+    async fn a_token_revoke_names_the_keys_owner_by_either_route_so_its_trail_shows_it() {
+        let fx = Fixture::new();
+        let key = fx.key("read").await;
+        let acme = Owner::parse("acme").unwrap();
+        fx.change_key(&key, |r| r.owner = Some(acme.clone())).await;
+        let bare = success(fx.login(&key, None, None).await);
+        let client = success(fx.login(&key, Some("other"), None).await);
+        success(fx.revoke(RevokeRequest::Token(token(&bare))).await);
+        let own = RevokeRequest::ClientToken {
+            api_key: key.expose(),
+            token: token(&client),
+        };
+        success(fx.revoke(own).await);
+        let trail = fx.store.events_page(Some(&acme), None, 10).await.unwrap();
+        // The test clock stands still: both events share a millisecond.
+        let mut revokes: Vec<_> = trail
+            .iter()
+            .filter(|e| e.action == Action::SessionRevoked)
+            .map(|e| (e.session_id.as_deref(), e.actor.owner.as_ref()))
+            .collect();
+        revokes.sort();
+        assert_eq!(
+            revokes,
+            [(Some("default"), Some(&acme)), (Some("other"), Some(&acme))]
+        );
     }
 
     #[tokio::test]

@@ -10,9 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::TokenPolicy;
+use crate::config::{AdminPolicy, TokenPolicy};
 use crate::domain::api_key::{ApiKey, KeyId, KeyRecord};
-use crate::domain::audit::{Actor, AuditEvent, Origin};
+use crate::domain::audit::{Actor, AuditEvent, Origin, Stamp};
 use crate::domain::clock::{Clock, ManualClock};
 use crate::domain::keyring::{KeySet, SigningKey, StaticKeySource};
 use crate::domain::login::{Issued, LoginRequest, login};
@@ -412,13 +412,14 @@ impl Fixture {
     /// The same app (rules, signing keys, clock) on another store.
     pub(crate) fn on(&self, store: impl Store + 'static) -> App {
         app_on(self.app.policy.clone(), Arc::new(store), self.clock.clone())
+            .with_admin(self.app.admin.clone())
     }
 
     /// A new active key holding `scopes`, stored.
     pub(crate) async fn key(&self, scopes: &str) -> ApiKey {
         let key = ApiKey::generate().unwrap();
         let record = KeyRecord::new(&key, "test", Scopes::parse(scopes).unwrap(), NOW, None);
-        let event = AuditEvent::of_change(None, &record, &origin(), NOW * 1000, 1).unwrap();
+        let event = AuditEvent::of_change(None, &record, &stamp_at(NOW * 1000)).unwrap();
         assert!(self.store.create_key(&record, &event).await.unwrap());
         key
     }
@@ -426,7 +427,7 @@ impl Fixture {
     /// Changes a stored key the way administration does.
     pub(crate) async fn change_key(&self, key: &ApiKey, mut change: impl FnMut(&mut KeyRecord)) {
         let now_ms = self.clock.now_ms().unwrap();
-        let updated = admin::update(self.store.as_ref(), key.id(), &origin(), now_ms, |r| {
+        let updated = admin::update(self.store.as_ref(), key.id(), &stamp_at(now_ms), |r| {
             change(r);
             Ok::<_, StoreError>(())
         })
@@ -494,6 +495,15 @@ fn app_on(policy: TokenPolicy, store: Arc<dyn Store>, clock: Arc<ManualClock>) -
 /// Where the tests' own changes come from.
 pub(crate) fn origin() -> Origin {
     Origin::of(Actor::cli("test@host"))
+}
+
+/// The tests' own change at `now_ms`, its event kept the default time.
+pub(crate) fn stamp_at(now_ms: u64) -> Stamp {
+    Stamp {
+        origin: origin(),
+        now_ms,
+        retention_days: AdminPolicy::default().audit_retention_days,
+    }
 }
 
 /// What a login of `key` to `session` for `scope` sends.
