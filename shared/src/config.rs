@@ -62,6 +62,8 @@ pub struct AdminPolicy {
     pub audit_retention_days: u64,
     /// Live keys a portal customer may hold at once (`PORTAL_MAX_KEYS`).
     pub portal_max_keys: u64,
+    /// Seconds a portal link's code works (`PORTAL_LINK_SECONDS`).
+    pub portal_link_seconds: u64,
     /// Origins a portal link's `return_url` may point to
     /// (`PORTAL_RETURN_ORIGINS`, comma-separated), each as `scheme://host[:port]`.
     pub portal_return_origins: Vec<String>,
@@ -75,6 +77,7 @@ impl Default for AdminPolicy {
         Self {
             audit_retention_days: 400,
             portal_max_keys: 20,
+            portal_link_seconds: 300,
             portal_return_origins: Vec::new(),
             console_frame_ancestors: "'none'".into(),
         }
@@ -112,6 +115,7 @@ impl AdminPolicy {
         Ok(Self {
             audit_retention_days: env.number("AUDIT_RETENTION_DAYS", 400, 1..=3650)?,
             portal_max_keys: env.number("PORTAL_MAX_KEYS", 20, 1..=1000)?,
+            portal_link_seconds: env.number("PORTAL_LINK_SECONDS", 300, 1..=3600)?,
             portal_return_origins,
             console_frame_ancestors,
         })

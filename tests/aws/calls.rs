@@ -96,8 +96,8 @@ async fn each_operation_stays_within_its_aws_call_budget() {
     );
     assert_eq!(
         calls_of(&t.calls, t.revoke_bearer(&token)).await,
-        (1, 0),
-        "revoke by token"
+        (2, 0),
+        "revoke by token: its key read for the owner its event names, the delete with the event"
     );
     assert_eq!(
         calls_of(
@@ -375,5 +375,62 @@ async fn each_admin_operation_stays_within_its_aws_call_budget() {
     assert_eq!(
         counted, expected,
         "each call: the caller's token check (one read), then the operation's own"
+    );
+}
+
+#[tokio::test]
+async fn the_customer_portal_stays_within_its_aws_call_budget() {
+    use crate::admin::{call, root};
+    use lambda_http::http::Method;
+
+    let t = AwsTestApp::spawn().await;
+    let (root_key, token) = root(&t, "admin:portal", None).await;
+    mark_used(&t, &root_key).await;
+    let body = json!({"owner": "acme", "allowed_scopes": "read"});
+    let (link, made) = with_calls(
+        &t.calls,
+        call(
+            &t,
+            &token,
+            Method::POST,
+            "/admin/v1/portal-sessions",
+            Some(body),
+        ),
+    )
+    .await;
+    assert_eq!(link.status, 201, "{link:?}");
+    assert_eq!(
+        made,
+        (2, 0),
+        "the token check, then the link and its event in one transaction"
+    );
+    let code = link.body["url"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("#code=")
+        .unwrap()
+        .1;
+    let exchange = json!({"code": code}).to_string();
+    let (portal, traded) = with_calls(
+        &t.calls,
+        t.request(
+            Method::POST,
+            "/admin/v1/portal-sessions/exchange",
+            &[("content-type", "application/json")],
+            &exchange,
+        ),
+    )
+    .await;
+    assert_eq!(traded, (1, 0), "one conditional write redeems the code");
+    let portal = portal.token();
+    let listed = calls_of(
+        &t.calls,
+        call(&t, &portal, Method::GET, "/admin/v1/keys", None),
+    )
+    .await;
+    assert_eq!(
+        listed,
+        (2, 0),
+        "the portal session read, then the owner's index query"
     );
 }

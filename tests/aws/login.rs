@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord};
 use auth_shared::domain::audit::AuditEvent;
 use auth_shared::domain::owner::Owner;
+use auth_shared::domain::portal::PortalLink;
 use auth_shared::domain::session_id::SessionId;
 use auth_shared::domain::store::KeyPosition;
 use auth_shared::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
@@ -128,6 +129,27 @@ impl Store for AtomicPuts {
         self.inner.key_events(key, before, limit)
     }
 
+    fn create_portal_link<'a, 'b, 'c, 't>(&'a self, link: &'b PortalLink, event: &'c AuditEvent)
+        -> Fut<'t, ()>
+    where 'a: 't, 'b: 't, 'c: 't, Self: 't {
+        self.inner.create_portal_link(link, event)
+    }
+
+    fn redeem_portal_link<'a, 'b, 't>(&'a self, id: &'b str, now: u64, until: u64)
+        -> Fut<'t, Option<PortalLink>>
+    where 'a: 't, 'b: 't, Self: 't {
+        self.inner.redeem_portal_link(id, now, until)
+    }
+
+    fn portal_link<'a, 'b, 't>(&'a self, id: &'b str) -> Fut<'t, Option<PortalLink>>
+    where 'a: 't, 'b: 't, Self: 't {
+        self.inner.portal_link(id)
+    }
+
+    fn end_portal_session<'a, 'b, 't>(&'a self, id: &'b str) -> Fut<'t, bool>
+    where 'a: 't, 'b: 't, Self: 't {
+        self.inner.end_portal_session(id)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

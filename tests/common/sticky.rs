@@ -12,6 +12,7 @@ use auth_shared::domain::admin::{self, RotateError};
 use auth_shared::domain::api_key::{ApiKey, KeyId, KeyRecord, KeyStatus};
 use auth_shared::domain::audit::AuditEvent;
 use auth_shared::domain::owner::Owner;
+use auth_shared::domain::portal::PortalLink;
 use auth_shared::domain::session_id::SessionId;
 use auth_shared::domain::store::KeyPosition;
 use auth_shared::domain::store::{KeyAndSession, SessionRecord, SessionTimes, Store, StoreError};
@@ -155,6 +156,27 @@ impl Store for RevokeBeforeFirstSave {
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.key_events(k, before, limit).await
+    }
+    async fn create_portal_link(
+        &self,
+        link: &PortalLink,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.inner.create_portal_link(link, event).await
+    }
+    async fn redeem_portal_link(
+        &self,
+        id: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<Option<PortalLink>, StoreError> {
+        self.inner.redeem_portal_link(id, now, until).await
+    }
+    async fn portal_link(&self, id: &str) -> Result<Option<PortalLink>, StoreError> {
+        self.inner.portal_link(id).await
+    }
+    async fn end_portal_session(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.end_portal_session(id).await
     }
 }
 

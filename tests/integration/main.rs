@@ -31,6 +31,8 @@ mod verify;
 mod admin;
 #[path = "../common/corrupt.rs"]
 mod corrupt;
+#[path = "../common/portal.rs"]
+mod portal;
 #[path = "../common/sticky.rs"]
 mod sticky;
 #[path = "../common/store_contract.rs"]

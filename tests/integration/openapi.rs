@@ -478,6 +478,115 @@ async fn admin_answers(spec: &Spec, t: &TestApp) -> Answers {
     run(spec, t, Route::ALL, calls).await
 }
 
+/// The customer portal's answers: links made and refused, codes traded and
+/// refused, and a portal customer at its key cap.
+async fn portal_answers(spec: &Spec) -> Answers {
+    let mut t = TestApp::spawn().await;
+    t.app.admin.portal_return_origins = vec!["https://app.example.com".into()];
+    t.app.admin.portal_max_keys = 1;
+    let linker = t.create_key("admin:portal").await;
+    let linker = format!("Bearer {}", t.token(&linker, "admin").await);
+    let reader = t.create_key("admin:keys:read").await;
+    let reader = format!("Bearer {}", t.token(&reader, "admin").await);
+    let links = "/admin/v1/portal-sessions";
+    let link = |auth: &str, body: Value| {
+        call(
+            "POST",
+            links,
+            &[("authorization", auth), JSON],
+            &body.to_string(),
+        )
+    };
+    let made = t
+        .request(
+            Method::POST,
+            links,
+            &[("authorization", &linker), JSON],
+            &json!({"owner": "acme", "allowed_scopes": "read"}).to_string(),
+        )
+        .await;
+    let code = made.body["url"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("#code=")
+        .unwrap()
+        .1;
+    let exchange = "/admin/v1/portal-sessions/exchange";
+    let portal = t
+        .request(
+            Method::POST,
+            exchange,
+            &[JSON],
+            &json!({"code": code}).to_string(),
+        )
+        .await
+        .token();
+    let portal = format!("Bearer {portal}");
+    let spare = t
+        .request(
+            Method::POST,
+            links,
+            &[("authorization", &linker), JSON],
+            &json!({"owner": "globex", "allowed_scopes": "read"}).to_string(),
+        )
+        .await;
+    let spare = spare.body["url"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("#code=")
+        .unwrap()
+        .1;
+    let new_key = json!({"name": "k", "scopes": "read"}).to_string();
+    let mut calls = vec![
+        link(
+            &linker,
+            json!({"owner": "acme", "allowed_scopes": "read", "return_url": "https://app.example.com/x"}),
+        ),
+        link(
+            &linker,
+            json!({"owner": "acme", "allowed_scopes": "admin:keys:read"}),
+        ),
+        link(
+            &linker,
+            json!({"owner": "acme", "allowed_scopes": "read", "return_url": "https://evil.example/"}),
+        ),
+        link(&reader, json!({"owner": "acme", "allowed_scopes": "read"})),
+        link(
+            "Bearer garbage",
+            json!({"owner": "acme", "allowed_scopes": "read"}),
+        ),
+        post_json(exchange, json!({"code": spare})),
+        post_json(exchange, json!({"code": code})),
+        post_json(exchange, json!({"code": 1})),
+        call(
+            "POST",
+            "/admin/v1/keys",
+            &[("authorization", &portal), JSON],
+            &new_key,
+        ),
+        call(
+            "POST",
+            "/admin/v1/keys",
+            &[("authorization", &portal), JSON],
+            &new_key,
+        ),
+    ];
+    for content_type in ["application/json", "text/plain"] {
+        let body = if content_type == "text/plain" {
+            "x".to_owned()
+        } else {
+            json!({"pad": "x".repeat(16 * 1024)}).to_string()
+        };
+        calls.push(call(
+            "POST",
+            links,
+            &[("authorization", &linker), ("content-type", content_type)],
+            &body,
+        ));
+    }
+    run(spec, &t, Route::ALL, calls).await
+}
+
 /// Every management operation with a root key's token, for the backend failures.
 fn admin_backend_calls(bearer: &str) -> Vec<Call> {
     let key = |rest: &str| format!("/admin/v1/keys/0123456789abcdef{rest}");
@@ -492,9 +601,14 @@ fn admin_backend_calls(bearer: &str) -> Vec<Call> {
         ("POST", key("/sessions/revoke")),
         ("POST", key("/sessions/s/revoke")),
         ("GET", "/admin/v1/events?key_id=0123456789abcdef".to_owned()),
+        ("POST", "/admin/v1/portal-sessions".to_owned()),
     ]
     .into_iter()
     .map(|(method, path)| call(method, &path, &[("authorization", bearer)], ""))
+    .chain([post_json(
+        "/admin/v1/portal-sessions/exchange",
+        json!({"code": "A".repeat(43)}),
+    )])
     .collect()
 }
 
@@ -569,14 +683,16 @@ fn backend_calls(key: &str, token: &str) -> Vec<Call> {
 #[tokio::test]
 async fn every_documented_answer_is_one_the_handler_really_gives() {
     let spec = Spec::load();
-    let (clients, bugs, down, full) = tokio::join!(
+    let (clients, bugs, down, full, portal) = tokio::join!(
         client_answers(&spec),
         server_errors(&spec),
         outages(&spec),
-        capped(&spec)
+        capped(&spec),
+        portal_answers(&spec)
     );
     let seen: Answers = clients
         .into_iter()
+        .chain(portal)
         .chain(bugs)
         .chain(down)
         .chain(full)

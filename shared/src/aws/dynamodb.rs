@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
     ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
 };
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -28,6 +28,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::audit::AuditEvent;
 use crate::domain::owner::Owner;
+use crate::domain::portal::PortalLink;
 use crate::domain::session_id::SessionId;
 use crate::domain::store::{
     KeyAndSession, KeyPosition, SessionRecord, SessionTimes, Store, StoreError,
@@ -307,6 +308,81 @@ impl Store for DynamoDbStore {
             )
             .expression_attribute_values(":at", n(at))
             .expression_attribute_values(":stale", n(stale_before))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn create_portal_link(
+        &self,
+        link: &PortalLink,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode_link(link)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(internal)?;
+        let write = TransactWriteItem::builder().put(put).build();
+        if self.write_with_event(write, event).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Internal("portal link id collision".into()))
+        }
+    }
+
+    async fn redeem_portal_link(
+        &self,
+        id: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<Option<PortalLink>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(primary(link_pk(id), PORTAL_SK.into())))
+            .update_expression("SET session_until = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(session_until) AND expires_at > :now",
+            )
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes.as_ref().map(decode_link).transpose(),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn portal_link(&self, id: &str) -> Result<Option<PortalLink>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(primary(link_pk(id), PORTAL_SK.into())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.as_ref().map(decode_link).transpose()
+    }
+
+    async fn end_portal_session(&self, id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(primary(link_pk(id), PORTAL_SK.into())))
+            .condition_expression("attribute_exists(session_until)")
             .send()
             .await;
         match result {
@@ -643,6 +719,7 @@ const LISTED_SK: &str = "listed_sk";
 const ALL_KEYS: &str = "KEYS";
 const ALL_EVENTS: &str = "EVENTS";
 const EVENT_PREFIX: &str = "EVENT#";
+const PORTAL_SK: &str = "PORTAL";
 
 fn key_pk(key: &KeyId) -> String {
     format!("KEY#{key}")
@@ -743,12 +820,15 @@ fn encode_session(r: &SessionRecord) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-/// An event item: the event's serde form under the key's `pk`, sorted by its id.
+/// An event item: the event's serde form under the key's `pk`, sorted by its
+/// id; an event of no key is a partition of its own (`EVENT#<id>`), so such
+/// events spread like keys do.
 fn encode_event(event: &AuditEvent) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(event).map_err(internal)?;
     item.remove("key_id");
     let sk = format!("{EVENT_PREFIX}{}", event.id);
-    item.extend(primary(key_pk(&event.key_id), sk.clone()));
+    let pk = event.key_id.as_ref().map_or_else(|| sk.clone(), key_pk);
+    item.extend(primary(pk, sk.clone()));
     // The listing indexes' keys, as a key item has them.
     item.insert(ALL_PK.into(), s(ALL_EVENTS));
     item.insert(LISTED_SK.into(), s(sk));
@@ -759,13 +839,38 @@ fn encode_event(event: &AuditEvent) -> Result<Item, StoreError> {
 }
 
 fn decode_event(item: &Item) -> Result<AuditEvent, StoreError> {
-    let id = get_s(item, "pk")?
-        .strip_prefix("KEY#")
-        .ok_or_else(|| StoreError::Internal("event item with a bad pk".into()))?;
+    let pk = get_s(item, "pk")?;
     let mut fields = item.clone();
-    fields.insert("key_id".into(), s(id));
+    if let Some(id) = pk.strip_prefix("KEY#") {
+        fields.insert("key_id".into(), s(id));
+    } else if !pk.starts_with(EVENT_PREFIX) {
+        return Err(StoreError::Internal("event item with a bad pk".into()));
+    }
     serde_dynamo::from_item(fields)
         .map_err(|e| StoreError::Internal(format!("corrupt event item: {e}")))
+}
+
+/// A portal link item: its serde form under `PORTAL#<id>`, with its TTL.
+fn encode_link(link: &PortalLink) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(link).map_err(internal)?;
+    item.remove("id");
+    item.insert("ttl".into(), n(link.ttl()));
+    item.extend(primary(link_pk(&link.id), PORTAL_SK.into()));
+    Ok(item)
+}
+
+fn decode_link(item: &Item) -> Result<PortalLink, StoreError> {
+    let id = get_s(item, "pk")?
+        .strip_prefix("PORTAL#")
+        .ok_or_else(|| StoreError::Internal("portal item with a bad pk".into()))?;
+    let mut fields = item.clone();
+    fields.insert("id".into(), s(id));
+    serde_dynamo::from_item(fields)
+        .map_err(|e| StoreError::Internal(format!("corrupt portal item: {e}")))
+}
+
+fn link_pk(id: &str) -> String {
+    format!("PORTAL#{id}")
 }
 
 fn decode_session(item: &Item) -> Result<SessionRecord, StoreError> {

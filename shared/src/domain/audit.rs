@@ -42,6 +42,15 @@ impl Actor {
         }
     }
 
+    /// A customer portal session (`id`, the link's) of `owner`.
+    pub fn portal(id: &str, owner: Owner) -> Self {
+        Self {
+            kind: ActorKind::Portal,
+            id: id.to_owned(),
+            owner: Some(owner),
+        }
+    }
+
     /// `authctl`, as `user@host`.
     pub fn cli(user_at_host: impl Into<String>) -> Self {
         Self {
@@ -107,6 +116,12 @@ pub enum Action {
     /// Every session of a key was revoked (its revoke-all cutoff moved).
     #[serde(rename = "sessions.revoked")]
     SessionsRevoked,
+    /// A customer portal link was made.
+    #[serde(rename = "portal.session_created")]
+    PortalSessionCreated,
+    /// The token signing key was rotated.
+    #[serde(rename = "signing_key.rotated")]
+    SigningKeyRotated,
 }
 
 /// One entry of the audit trail. Never a secret or a hash.
@@ -120,8 +135,9 @@ pub struct AuditEvent {
     pub action: Action,
     /// Who did it.
     pub actor: Actor,
-    /// The key concerned.
-    pub key_id: KeyId,
+    /// The key concerned; none for a portal link or a signing-key rotation.
+    #[serde(default)]
+    pub key_id: Option<KeyId>,
     /// That key's owner, when it has one.
     #[serde(default)]
     pub owner: Option<Owner>,
@@ -156,7 +172,7 @@ impl AuditEvent {
             Some(_) => Action::KeyUpdated,
         };
         let written = (
-            &after.id,
+            Some(&after.id),
             after.owner.as_ref(),
             after.version.saturating_add(1),
         );
@@ -174,16 +190,27 @@ impl AuditEvent {
         // changes of its millisecond.
         Self::new(
             Action::SessionRevoked,
-            (key_id, owner, 0),
+            (Some(key_id), owner, 0),
             Some(session.to_owned()),
             Map::new(),
             stamp,
         )
     }
 
+    /// The event of a change of no key: a portal link for `owner`, a
+    /// signing-key rotation.
+    pub fn of_unkeyed(
+        action: Action,
+        owner: Option<&Owner>,
+        changes: Map<String, Value>,
+        stamp: &Stamp,
+    ) -> Self {
+        Self::new(action, (None, owner, 0), None, changes, stamp)
+    }
+
     fn new(
         action: Action,
-        (key_id, owner, version): (&KeyId, Option<&Owner>, u64),
+        (key_id, owner, version): (Option<&KeyId>, Option<&Owner>, u64),
         session_id: Option<String>,
         changes: Map<String, Value>,
         stamp: &Stamp,
@@ -201,7 +228,7 @@ impl AuditEvent {
             time_ms: now_ms,
             action,
             actor: origin.actor.clone(),
-            key_id: key_id.clone(),
+            key_id: key_id.cloned(),
             owner: owner.cloned(),
             session_id,
             request_id: origin.request_id.clone(),

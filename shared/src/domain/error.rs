@@ -49,6 +49,12 @@ pub enum Error {
     /// The key is revoked, and revoked keys do not change.
     #[error("key revoked")]
     KeyRevoked,
+    /// A portal link's code is unknown, used or expired: one answer for all.
+    #[error("invalid portal link")]
+    InvalidGrant,
+    /// A portal customer holds as many live keys as it may.
+    #[error("too many keys")]
+    TooManyKeys,
     /// A backend (store, key source, clock) failed or is throttled after retries.
     #[error("backend unavailable")]
     Unavailable(#[source] Box<dyn StdError + Send + Sync>),
@@ -82,6 +88,8 @@ impl Error {
             Self::NotFound => "not_found",
             Self::OwnerMismatch => "owner_mismatch",
             Self::KeyRevoked => "key_revoked",
+            Self::InvalidGrant => "invalid_grant",
+            Self::TooManyKeys => "too_many_keys",
             Self::Internal(_) => "server_error",
             Self::Unavailable(_) => "temporarily_unavailable",
         }

@@ -31,6 +31,7 @@ use crate::domain::app::App;
 use crate::domain::audit::{Actor, AuditEvent, Origin};
 use crate::domain::keyring::{KeySet, SigningKey};
 use crate::domain::owner::{Meta, Owner};
+use crate::domain::portal::{self, Grant, Link, LinkRequest};
 use crate::domain::scope::Scopes;
 use crate::domain::session_id::SessionId;
 use crate::domain::store::{KeyPosition, SessionRecord, Store, StoreError};
@@ -72,16 +73,17 @@ pub struct RequestInfo {
     pub source_ip: Option<String>,
 }
 
-/// A verified root key's token, allowed the route's scope.
+/// A verified root key's token allowed the route's scope, or an open
+/// customer portal session allowed the route.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The root key.
-    pub key_id: KeyId,
     /// Its owner: it sees and manages only that owner's keys.
     pub owner: Option<Owner>,
     /// The scopes of its token, against which escalation is judged.
     scopes: Scopes,
     origin: Origin,
+    /// What a portal session may grant; `None` for a root key.
+    portal: Option<Grant>,
 }
 
 impl Caller {
@@ -107,15 +109,40 @@ impl Caller {
 }
 
 /// Verifies `token` as `/auth/verify` does and requires `scope` of it:
-/// [`Error::InvalidToken`] first, then [`Error::InsufficientScope`].
+/// [`Error::InvalidToken`] first, then [`Error::InsufficientScope`]. A
+/// portal token is verified against its open portal session instead and
+/// passes where `portal_may` (the route is one a portal may use).
 pub async fn authorize(
     app: &App,
     token: Option<&str>,
     scope: &'static str,
+    portal_may: bool,
     request: RequestInfo,
     audit: &mut Audit,
 ) -> Result<Caller, Error> {
-    let verified = verify::verify(app, token, Some(scope), audit).await?;
+    let claims = verify::authentic_claims(app, token.ok_or(TokenError::Missing)?).await?;
+    if claims.sub == portal::SUBJECT {
+        audit.session_id = Some(claims.sid.clone());
+        let link = portal::session(app, &claims).await?;
+        if !portal_may {
+            return Err(Error::InsufficientScope(scope.into()));
+        }
+        return Ok(Caller {
+            owner: Some(link.owner.clone()),
+            scopes: Scopes::parse(portal::SCOPE).map_err(|_| TokenError::Claims)?,
+            origin: Origin {
+                actor: Actor::portal(&link.id, link.owner),
+                request_id: request.request_id,
+                source_ip: request.source_ip,
+            },
+            portal: Some(Grant {
+                session: link.id,
+                allowed_scopes: link.allowed_scopes,
+            }),
+        });
+    }
+    let required = Scopes::parse(scope).map_err(|e| Error::internal(e.to_string()))?;
+    let verified = verify::verify_authentic(app, claims, Some(&required), audit).await?;
     let key_id = KeyId::parse(&verified.claims.sub).ok_or(TokenError::Revoked)?;
     let scopes = Scopes::parse(&verified.claims.scope).map_err(|_| TokenError::Claims)?;
     let origin = Origin {
@@ -124,11 +151,20 @@ pub async fn authorize(
         source_ip: request.source_ip,
     };
     Ok(Caller {
-        key_id,
         owner: verified.owner,
         scopes,
         origin,
+        portal: None,
     })
+}
+
+/// Makes a customer portal link (see [`portal::create_link`]).
+pub async fn create_portal_link(
+    app: &App,
+    caller: &Caller,
+    request: LinkRequest,
+) -> Result<Link, Error> {
+    portal::create_link(app, caller.owner.as_ref(), caller.origin.clone(), request).await
 }
 
 /// What a key is, as lists filter it and views show it.
@@ -342,6 +378,27 @@ pub fn grace_from_json(body: &Map<String, Value>) -> Result<u64, Error> {
     }
 }
 
+/// Reads `{"owner", "allowed_scopes", "return_url"?}`, a portal link's request.
+pub fn link_request_from_json(body: &Map<String, Value>) -> Result<LinkRequest, Error> {
+    only(body, &["owner", "allowed_scopes", "return_url"])?;
+    let owner = parse_owner(string(required(body, "owner")?, "owner")?)?;
+    let allowed_scopes = parse_scopes(required(body, "allowed_scopes")?)?;
+    let return_url = present(body, "return_url")
+        .map(|v| string(v, "return_url").map(str::to_owned))
+        .transpose()?;
+    Ok(LinkRequest {
+        owner,
+        allowed_scopes,
+        return_url,
+    })
+}
+
+/// Reads `{"code"}`, a portal link's code to exchange.
+pub fn code_from_json(body: &Map<String, Value>) -> Result<&str, Error> {
+    only(body, &["code"])?;
+    string(required(body, "code")?, "code")
+}
+
 /// A new key and its secret, shown this once.
 #[derive(Debug)]
 pub struct Made {
@@ -354,11 +411,14 @@ pub struct Made {
 /// Makes a key. An owner-bound caller makes keys of its owner only (the
 /// default), and no caller grants an admin scope its token lacks.
 pub async fn create(app: &App, caller: &Caller, request: CreateRequest) -> Result<Made, Error> {
+    caller.may_grant(&request.scopes)?;
+    if let Some(grant) = &caller.portal {
+        within_portal(app, grant, &request, caller.owner.as_ref()).await?;
+    }
     let owner = match (&caller.owner, request.owner) {
         (Some(mine), Some(asked)) if *mine != asked => return Err(Error::OwnerMismatch),
         (mine, asked) => asked.or_else(|| mine.clone()),
     };
-    caller.may_grant(&request.scopes)?;
     let stamp = app.stamp(caller.origin.clone())?;
     let now = stamp.now_ms / 1000;
     let expires_at = match request.expiry {
@@ -389,6 +449,48 @@ pub async fn create(app: &App, caller: &Caller, request: CreateRequest) -> Resul
         }
     }
     Err(Error::internal("key ids collided three times"))
+}
+
+/// Refuses a portal key that names an owner or metadata, holds a scope
+/// outside the link's allowed ones, or would be one live key too many.
+async fn within_portal(
+    app: &App,
+    grant: &Grant,
+    request: &CreateRequest,
+    owner: Option<&Owner>,
+) -> Result<(), Error> {
+    if request.owner.is_some() || request.meta.is_some() {
+        return Err(Error::InsufficientScope(KEYS_WRITE.into()));
+    }
+    if let Some(outside) = request
+        .scopes
+        .iter()
+        .find(|s| !grant.allowed_scopes.iter().any(|a| a == *s))
+    {
+        return Err(Error::InvalidScope(format!(
+            "{outside} is not among the scopes this portal allows"
+        )));
+    }
+    let owner = owner.ok_or_else(|| Error::internal("a portal caller without its owner"))?;
+    let now = app.clock.now()?;
+    let (mut live, mut after) = (0u64, None);
+    // A cap of a few dozen keys: paging through the owner's keys is cheap.
+    // Two creates at once may both pass it; the cap is a courtesy limit,
+    // not a security boundary.
+    loop {
+        let page = app
+            .store
+            .keys_page(Some(owner), after.as_ref(), MAX_LIMIT)
+            .await?;
+        live += page.iter().filter(|k| k.is_usable(now)).count() as u64;
+        if live >= app.admin.portal_max_keys {
+            return Err(Error::TooManyKeys);
+        }
+        match page.last() {
+            Some(last) if page.len() == MAX_LIMIT => after = Some(KeyPosition::of(last)),
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// Lists the keys the caller sees, newest first, filtered.

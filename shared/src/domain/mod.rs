@@ -16,6 +16,7 @@ pub mod keyring;
 pub mod login;
 pub mod manage;
 pub mod owner;
+pub mod portal;
 pub mod revoke;
 pub mod rotation;
 pub mod scope;

@@ -17,6 +17,7 @@ use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::app::App;
 use crate::domain::audit::{Actor, AuditEvent, Origin};
 use crate::domain::authenticate::{Requirement, authenticate};
+use crate::domain::portal;
 use crate::domain::session_id::SessionId;
 use crate::domain::verify::authentic_claims;
 use crate::telemetry::Audit;
@@ -154,6 +155,14 @@ async fn revoke_token(
     };
     audit.key_id = Some(claims.sub.clone());
     audit.session_id = Some(claims.sid.clone());
+    if claims.sub == portal::SUBJECT {
+        // A portal's sign-out; a client's key never revokes a portal token.
+        let ended = only_of.is_none() && portal::end(app, &claims).await?;
+        return Ok(Revoked {
+            sessions: u64::from(ended),
+            api_key: false,
+        });
+    }
     let (Some(key), Ok(session)) = (KeyId::parse(&claims.sub), SessionId::parse(&claims.sid))
     else {
         return Ok(Revoked::default());
@@ -191,9 +200,9 @@ mod tests {
     use super::*;
     use crate::domain::api_key::ApiKey;
     use crate::domain::audit::Action;
-    use crate::domain::store::Store;
-    use crate::domain::owner::Owner;
     use crate::domain::login::Issued;
+    use crate::domain::owner::Owner;
+    use crate::domain::store::Store;
     use crate::domain::testing::{DownStore, Fixture, Outage, bearer, failure, success, tampered};
     use crate::domain::token::TokenError;
 

@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::audit::AuditEvent;
 use crate::domain::owner::Owner;
+use crate::domain::portal::PortalLink;
 use crate::domain::session_id::SessionId;
 use crate::domain::token::Claims;
 
@@ -332,6 +333,31 @@ pub trait Store: Send + Sync {
     /// `stale_before`, leaving every other field and its version as they
     /// are; `false` when nothing was written (no key, or a fresher time).
     async fn touch_key(&self, key: &KeyId, at: u64, stale_before: u64) -> Result<bool, StoreError>;
+
+    /// Stores a new portal link and its `event`, in one transaction.
+    async fn create_portal_link(
+        &self,
+        link: &PortalLink,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Opens the session of the link `id` until `until`, if the link exists,
+    /// was never redeemed and has not expired at `now`: one conditional
+    /// write, so a code works once even when tried twice at the same time.
+    /// The link as redeemed, or `None`.
+    async fn redeem_portal_link(
+        &self,
+        id: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<Option<PortalLink>, StoreError>;
+
+    /// A portal link, strongly consistent.
+    async fn portal_link(&self, id: &str) -> Result<Option<PortalLink>, StoreError>;
+
+    /// Ends the session of the link `id` (the link can never open another);
+    /// whether one was open.
+    async fn end_portal_session(&self, id: &str) -> Result<bool, StoreError>;
 
     /// Keys newest first (by creation time, then id), of `owner` when
     /// given: at most `limit`, all after the position `after` when given

@@ -17,6 +17,7 @@ use crate::domain::clock::{Clock, ManualClock};
 use crate::domain::keyring::{KeySet, SigningKey, StaticKeySource};
 use crate::domain::login::{Issued, LoginRequest, login};
 use crate::domain::owner::Owner;
+use crate::domain::portal::PortalLink;
 use crate::domain::revoke::{RevokeRequest, Revoked, revoke};
 use crate::domain::scope::Scopes;
 use crate::domain::session_id::SessionId;
@@ -37,6 +38,8 @@ struct Tables {
     sessions: HashMap<(String, String), SessionRecord>,
     /// In the order written.
     events: Vec<AuditEvent>,
+    /// By id.
+    portal: HashMap<String, PortalLink>,
 }
 
 /// Keys and sessions in memory, with the conditional writes of the contract.
@@ -265,12 +268,56 @@ impl Store for MemoryStore {
             .tables()
             .events
             .iter()
-            .filter(|e| &e.key_id == key && before.is_none_or(|b| e.id.as_str() < b))
+            .filter(|e| e.key_id.as_ref() == Some(key) && before.is_none_or(|b| e.id.as_str() < b))
             .cloned()
             .collect();
         events.sort_by(|a, b| b.id.cmp(&a.id));
         events.truncate(limit);
         Ok(events)
+    }
+
+    async fn create_portal_link(
+        &self,
+        link: &PortalLink,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        tables.portal.insert(link.id.clone(), link.clone());
+        tables.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn redeem_portal_link(
+        &self,
+        id: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<Option<PortalLink>, StoreError> {
+        let mut tables = self.tables();
+        Ok(tables
+            .portal
+            .get_mut(id)
+            .filter(|l| l.session_until.is_none() && l.expires_at > now)
+            .map(|l| {
+                l.session_until = Some(until);
+                l.clone()
+            }))
+    }
+
+    async fn portal_link(&self, id: &str) -> Result<Option<PortalLink>, StoreError> {
+        Ok(self.tables().portal.get(id).cloned())
+    }
+
+    async fn end_portal_session(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tables = self.tables();
+        let redeemed = tables
+            .portal
+            .get(id)
+            .is_some_and(|l| l.session_until.is_some());
+        if redeemed {
+            tables.portal.remove(id);
+        }
+        Ok(redeemed)
     }
 }
 
@@ -380,6 +427,27 @@ impl Store for DownStore {
         _: Option<&str>,
         _: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.fail(None).await
+    }
+
+    async fn create_portal_link(&self, _: &PortalLink, _: &AuditEvent) -> Result<(), StoreError> {
+        self.fail(None).await
+    }
+
+    async fn redeem_portal_link(
+        &self,
+        _: &str,
+        _: u64,
+        _: u64,
+    ) -> Result<Option<PortalLink>, StoreError> {
+        self.fail(None).await
+    }
+
+    async fn portal_link(&self, _: &str) -> Result<Option<PortalLink>, StoreError> {
+        self.fail(None).await
+    }
+
+    async fn end_portal_session(&self, _: &str) -> Result<bool, StoreError> {
         self.fail(None).await
     }
 

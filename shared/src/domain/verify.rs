@@ -43,13 +43,24 @@ pub async fn verify(
         .transpose()
         .map_err(|e| Error::InvalidRequest(e.to_string()))?;
     let claims = authentic_claims(app, token.ok_or(TokenError::Missing)?).await?;
+    verify_authentic(app, claims, required.as_ref(), audit).await
+}
+
+/// [`verify`] of claims [`authentic_claims`] has passed: the state read and
+/// its checks.
+pub async fn verify_authentic(
+    app: &App,
+    claims: Claims,
+    required: Option<&Scopes>,
+    audit: &mut Audit,
+) -> Result<Verified, Error> {
     audit.key_id = Some(claims.sub.clone());
     audit.session_id = Some(claims.sid.clone());
     let (key, session) = owner(&claims)?;
     let state = app.store.key_and_session(&key, &session).await?;
     let last_used_at = state.0.as_ref().and_then(|r| r.last_used_at);
     let now = app.clock.now()?;
-    let verified = backed(claims, state, required.as_ref(), now)?;
+    let verified = backed(claims, state, required, now)?;
     usage::note(app, &key, last_used_at, now).await;
     Ok(verified)
 }

@@ -15,9 +15,10 @@ use super::{Reply, bearer_of};
 use crate::domain::api_key::KeyRecord;
 use crate::domain::audit::AuditEvent;
 use crate::domain::manage::{
-    self, AUDIT_READ, CreateRequest, KEYS_READ, KEYS_WRITE, KeyFilter, KeyPatch, Paging,
+    self, AUDIT_READ, CreateRequest, KEYS_READ, KEYS_WRITE, KeyFilter, KeyPatch, PORTAL, Paging,
     RequestInfo, SessionView, Status, format_time, format_time_ms,
 };
+use crate::domain::portal;
 use crate::domain::{App, Error};
 use crate::http::body::Fields;
 use crate::http::credential::Credential;
@@ -46,6 +47,10 @@ pub enum Endpoint<'a> {
     RevokeSession(&'a str, &'a str),
     /// `/admin/v1/events`.
     Events,
+    /// `/admin/v1/portal-sessions`.
+    PortalSessions,
+    /// `/admin/v1/portal-sessions/exchange`: the one route without a token.
+    PortalExchange,
 }
 
 impl<'a> Endpoint<'a> {
@@ -64,6 +69,8 @@ impl<'a> Endpoint<'a> {
             ["keys", id, "sessions", "revoke"] => Some(Self::RevokeSessions(id)),
             ["keys", id, "sessions", session, "revoke"] => Some(Self::RevokeSession(id, session)),
             ["events"] => Some(Self::Events),
+            ["portal-sessions"] => Some(Self::PortalSessions),
+            ["portal-sessions", "exchange"] => Some(Self::PortalExchange),
             _ => None,
         }
     }
@@ -79,6 +86,8 @@ impl<'a> Endpoint<'a> {
             Self::RevokeSessions(_) => "/admin/v1/keys/{key_id}/sessions/revoke",
             Self::RevokeSession(..) => "/admin/v1/keys/{key_id}/sessions/{session_id}/revoke",
             Self::Events => "/admin/v1/events",
+            Self::PortalSessions => "/admin/v1/portal-sessions",
+            Self::PortalExchange => "/admin/v1/portal-sessions/exchange",
         }
     }
 
@@ -92,6 +101,8 @@ impl<'a> Endpoint<'a> {
         "/admin/v1/keys/{key_id}/sessions/revoke",
         "/admin/v1/keys/{key_id}/sessions/{session_id}/revoke",
         "/admin/v1/events",
+        "/admin/v1/portal-sessions",
+        "/admin/v1/portal-sessions/exchange",
     ];
 
     /// The `Allow` header value.
@@ -118,6 +129,7 @@ impl<'a> Endpoint<'a> {
             Self::Key(_) if patch => Some(KEYS_WRITE),
             Self::Sessions(_) if get => Some(KEYS_READ),
             Self::Events if get => Some(AUDIT_READ),
+            Self::PortalSessions if post => Some(PORTAL),
             Self::Rotate(_)
             | Self::RevokeKey(_)
             | Self::RevokeSessions(_)
@@ -128,6 +140,16 @@ impl<'a> Endpoint<'a> {
             }
             _ => None,
         }
+    }
+
+    /// Whether a customer portal session may use this endpoint with
+    /// `method`: its owner's keys, their sessions and events, never a
+    /// change of a key's owner or metadata (a PATCH) nor a portal link.
+    fn portal_may(self, method: &Method) -> bool {
+        !matches!(
+            (self, method),
+            (Self::Key(_), &Method::PATCH) | (Self::PortalSessions, _)
+        )
     }
 }
 
@@ -142,6 +164,23 @@ pub(super) async fn handle(
     let path = request.uri().path();
     let endpoint = Endpoint::of(path).ok_or(ApiError::NotFound)?;
     let method = request.method();
+    let body = || {
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        Fields::json(
+            content_type,
+            request.body().as_ref(),
+            method == Method::PATCH,
+        )
+    };
+    if endpoint == Endpoint::PortalExchange {
+        if method != Method::POST {
+            return Err(ApiError::MethodNotAllowed("POST"));
+        }
+        return exchange(app, &body()?).await;
+    }
     let scope = endpoint
         .scope(method)
         .ok_or(ApiError::MethodNotAllowed(endpoint.allow()))?;
@@ -154,22 +193,12 @@ pub(super) async fn handle(
         app,
         token.as_ref().map(|t| t.expose_secret()),
         scope,
+        endpoint.portal_may(method),
         info,
         audit,
     )
     .await?;
     let query = Fields::query(request.uri().query().unwrap_or(""))?;
-    let body = || {
-        let content_type = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        Fields::json(
-            content_type,
-            request.body().as_ref(),
-            method == Method::PATCH,
-        )
-    };
     let paging =
         || Paging::parse(query.text("limit")?, query.text("cursor")?).map_err(ApiError::from);
     let now = || app.clock.now().map_err(|e| ApiError::from(Error::from(e)));
@@ -236,7 +265,37 @@ pub(super) async fn handle(
             let events: Vec<Value> = page.items.iter().map(event_view).collect();
             Ok(json!({"events": events, "next_cursor": page.next_cursor}).into())
         }
+        Endpoint::PortalSessions => {
+            let link =
+                manage::create_portal_link(app, &caller, manage::link_request_from_json(&body()?)?)
+                    .await?;
+            Ok(Reply {
+                status: StatusCode::CREATED,
+                body: json!({
+                    "url": link.url.expose_secret(),
+                    "expires_at": format_time(link.expires_at),
+                }),
+                location: None,
+            })
+        }
+        Endpoint::PortalExchange => Err(ApiError::NotFound),
     }
+}
+
+/// Trades `{"code"}` for a portal token.
+async fn exchange(app: &App, body: &Map<String, Value>) -> Result<Reply, ApiError> {
+    let exchanged = portal::exchange(app, manage::code_from_json(body)?).await?;
+    let link = &exchanged.link;
+    Ok(json!({
+        "access_token": exchanged.token.expose_secret(),
+        "token_type": "Bearer",
+        "expires_in": exchanged.expires_in,
+        "owner": link.owner,
+        "allowed_scopes": link.allowed_scopes.to_string(),
+        "return_url": link.return_url,
+        "max_keys": app.admin.portal_max_keys,
+    })
+    .into())
 }
 
 /// A POST that takes no fields: an empty object or no body.
@@ -319,6 +378,12 @@ mod tests {
             ("/admin/v1/keys/", Some(Endpoint::Keys)),
             ("/prod/admin/v1/keys", Some(Endpoint::Keys)),
             ("/admin/v1/events", Some(Endpoint::Events)),
+            ("/admin/v1/portal-sessions", Some(Endpoint::PortalSessions)),
+            (
+                "/x/admin/v1/portal-sessions/exchange/",
+                Some(Endpoint::PortalExchange),
+            ),
+            ("/admin/v1/portal-sessions/a", None),
             ("/admin/v1/keys/0123456789abcdef", Some(Endpoint::Key(id))),
             (
                 "/admin/v1/keys/0123456789abcdef/rotate",
@@ -365,6 +430,8 @@ mod tests {
             Endpoint::RevokeSessions(id),
             Endpoint::RevokeSession(id, "s"),
             Endpoint::Events,
+            Endpoint::PortalSessions,
+            Endpoint::PortalExchange,
         ] {
             assert!(
                 Endpoint::TEMPLATES.contains(&endpoint.template()),
@@ -385,13 +452,14 @@ mod tests {
         fn any_path_is_no_endpoint_or_one_whose_parameters_are_segments_of_it(
             path in prop_oneof![
                 any::<String>(),
-                "(/[a-z0-9é]{0,3})?/admin/v1(/(keys|sessions|revoke|rotate|events|é|[0-9a-f]{1,16}|)){0,6}/?",
+                "(/[a-z0-9é]{0,3})?/admin/v1(/(keys|sessions|revoke|rotate|events|portal-sessions|exchange|é|[0-9a-f]{1,16}|)){0,6}/?",
             ],
         ) {
             if let Some(endpoint) = Endpoint::of(&path) {
                 let segments: Vec<&str> = path.split('/').collect();
                 let params = match endpoint {
-                    Endpoint::Keys | Endpoint::Events => vec![],
+                    Endpoint::Keys | Endpoint::Events | Endpoint::PortalSessions
+                    | Endpoint::PortalExchange => vec![],
                     Endpoint::Key(k) | Endpoint::Rotate(k) | Endpoint::RevokeKey(k)
                     | Endpoint::Sessions(k) | Endpoint::RevokeSessions(k) => vec![k],
                     Endpoint::RevokeSession(k, s) => vec![k, s],

@@ -48,10 +48,10 @@ impl ApiError {
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::Domain(e) => match e {
-                Error::InvalidRequest(_) | Error::InvalidScope(_) => 400,
+                Error::InvalidRequest(_) | Error::InvalidScope(_) | Error::InvalidGrant => 400,
                 Error::InvalidClient | Error::InvalidToken(_) => 401,
                 Error::InsufficientScope(_) => 403,
-                Error::SessionConflict | Error::KeyRevoked => 409,
+                Error::SessionConflict | Error::KeyRevoked | Error::TooManyKeys => 409,
                 Error::NotFound => 404,
                 Error::OwnerMismatch => 403,
                 Error::TooManySessions(_) => 429,
@@ -101,6 +101,12 @@ impl ApiError {
                 Error::NotFound => "no such key".into(),
                 Error::OwnerMismatch => "a key must belong to the caller's own owner".into(),
                 Error::KeyRevoked => "the key is revoked; revoked keys do not change".into(),
+                Error::InvalidGrant => {
+                    "this portal link has been used or has expired; ask for a new one".into()
+                }
+                Error::TooManyKeys => {
+                    "this account holds as many live keys as it may; revoke one first".into()
+                }
                 Error::Internal(_) => "internal error; quote the request_id".into(),
                 Error::Unavailable(_) => "a backend is unavailable; retry shortly".into(),
             },
@@ -160,6 +166,8 @@ mod tests {
             ),
             (domain(Error::SessionConflict), 409, "session_conflict"),
             (domain(Error::KeyRevoked), 409, "key_revoked"),
+            (domain(Error::InvalidGrant), 400, "invalid_grant"),
+            (domain(Error::TooManyKeys), 409, "too_many_keys"),
             (domain(Error::NotFound), 404, "not_found"),
             (domain(Error::OwnerMismatch), 403, "owner_mismatch"),
             (domain(Error::TooManySessions(60)), 429, "too_many_sessions"),

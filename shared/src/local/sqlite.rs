@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::audit::AuditEvent;
 use crate::domain::owner::Owner;
+use crate::domain::portal::PortalLink;
 use crate::domain::session_id::SessionId;
 use crate::domain::store::{
     KeyAndSession, KeyPosition, SessionRecord, SessionTimes, Store, StoreError,
@@ -119,6 +120,13 @@ const MIGRATIONS: &[&str] = &[
     UPDATE events SET owner = json_extract(record, '$.owner');
     CREATE INDEX events_by_owner ON events (owner, id);
     CREATE INDEX events_by_id ON events (id);",
+    // Customer portal links and the sessions they open.
+    "CREATE TABLE portal_links (
+        id TEXT PRIMARY KEY,
+        ttl INTEGER NOT NULL,
+        record TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX portal_links_by_ttl ON portal_links (ttl);",
 ];
 
 /// The most each connection caches, in KiB (SQLite's negative form): enough
@@ -292,7 +300,13 @@ impl SqliteStore {
                          (SELECT key_id, id FROM events WHERE ttl < ?1 LIMIT ?2)",
                     )?
                     .execute(params![now, SWEEP_BATCH])?;
-                Ok(sessions.max(events))
+                let links = conn
+                    .prepare_cached(
+                        "DELETE FROM portal_links WHERE id IN
+                         (SELECT id FROM portal_links WHERE ttl < ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![now, SWEEP_BATCH])?;
+                Ok(sessions.max(events).max(links))
             })
             .map_err(|e| e.to_string())
         });
@@ -572,6 +586,81 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn create_portal_link(
+        &self,
+        link: &PortalLink,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let record = encode(link)?;
+        let written = durably(&*self.writer().await, |conn| {
+            logged(conn, event, |tx| {
+                tx.execute(
+                    "INSERT OR IGNORE INTO portal_links (id, ttl, record) VALUES (?1, ?2, ?3)",
+                    params![link.id, to_i64(link.ttl())?, record],
+                )
+                .map_err(unavailable)
+            })
+        })?;
+        if written {
+            Ok(())
+        } else {
+            Err(StoreError::Internal("portal link id collision".into()))
+        }
+    }
+
+    async fn redeem_portal_link(
+        &self,
+        id: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<Option<PortalLink>, StoreError> {
+        let conn = self.writer().await;
+        // One statement: the first of two exchanges at once sets the
+        // session, the second finds it set and changes nothing.
+        durably(&conn, |conn| {
+            conn.prepare_cached(
+                "UPDATE portal_links SET record = json_set(record, '$.session_until', ?3)
+                 WHERE id = ?1 AND json_extract(record, '$.session_until') IS NULL
+                 AND json_extract(record, '$.expires_at') > ?2
+                 RETURNING record",
+            )
+            .map_err(unavailable)?
+            .query_row(params![id, to_i64(now)?, to_i64(until)?], |row| {
+                row.get::<_, String>(0)
+            })
+            .optional()
+            .map_err(unavailable)?
+            .as_deref()
+            .map(decode_link)
+            .transpose()
+        })
+    }
+
+    async fn portal_link(&self, id: &str) -> Result<Option<PortalLink>, StoreError> {
+        self.reader()?
+            .prepare_cached("SELECT record FROM portal_links WHERE id = ?1")
+            .map_err(unavailable)?
+            .query_row(params![id], |row| row.get::<_, String>(0))
+            .optional()
+            .map_err(unavailable)?
+            .as_deref()
+            .map(decode_link)
+            .transpose()
+    }
+
+    async fn end_portal_session(&self, id: &str) -> Result<bool, StoreError> {
+        let conn = self.writer().await;
+        let ended = durably(&conn, |conn| {
+            conn.execute(
+                "DELETE FROM portal_links WHERE id = ?1
+                 AND json_extract(record, '$.session_until') IS NOT NULL",
+                params![id],
+            )
+            .map_err(unavailable)
+        })?;
+        Ok(ended == 1)
+    }
+
     async fn touch_key(&self, key: &KeyId, at: u64, stale_before: u64) -> Result<bool, StoreError> {
         // Not durably: a last use lost to a power cut is written again.
         let changed = self
@@ -821,7 +910,8 @@ fn logged(
     tx.execute(
         "INSERT INTO events (key_id, id, ttl, record, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
-            event.key_id.as_str(),
+            // An event of no key sits under the empty id, which no key has.
+            event.key_id.as_ref().map_or("", KeyId::as_str),
             event.id,
             to_i64(event.ttl)?,
             record,
@@ -852,6 +942,15 @@ fn records<T>(
 fn decode_event(record: &str) -> Result<AuditEvent, StoreError> {
     serde_json::from_str(record)
         .map_err(|e| StoreError::Internal(format!("corrupt event row: {e}")))
+}
+
+fn decode_link(record: &str) -> Result<PortalLink, StoreError> {
+    serde_json::from_str(record)
+        .map_err(|e| StoreError::Internal(format!("corrupt portal link row: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(e.to_string()))
 }
 
 fn decode_key(record: &str) -> Result<KeyRecord, StoreError> {
