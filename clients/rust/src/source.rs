@@ -286,6 +286,8 @@ impl Builder {
         };
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
+            // A 307 or 308 would send the key in the body on to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|_| Error::configuration("the HTTP client could not be set up"))?;
         let service = Service {

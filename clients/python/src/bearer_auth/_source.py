@@ -99,7 +99,9 @@ class TokenSource(SourceBase):
         try:
             return self._http.post(url, **kwargs)
         except httpx.HTTPError as error:
-            raise unreachable(action, error) from None
+            failure = unreachable(action, error)
+        # Raised here, it keeps no reference to httpx's error, whose request holds the key.
+        raise failure
 
     def invalidate(self, token: str) -> None:
         """Drops the cached token if it is still ``token`` (one an API
