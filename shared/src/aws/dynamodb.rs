@@ -208,11 +208,7 @@ impl Store for DynamoDbStore {
                 .condition_expression("jti = :jti")
                 .expression_attribute_values(":jti", s(jti)),
         };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        Ok(landed(request.send().await)?.is_some())
     }
 
     async fn delete_session(
@@ -310,11 +306,7 @@ impl Store for DynamoDbStore {
             .expression_attribute_values(":stale", n(stale_before))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        Ok(landed(result)?.is_some())
     }
 
     async fn create_portal_link(
@@ -356,11 +348,11 @@ impl Store for DynamoDbStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => out.attributes.as_ref().map(decode_link).transpose(),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(unavailable(e)),
-        }
+        landed(result)?
+            .and_then(|out| out.attributes)
+            .as_ref()
+            .map(decode_link)
+            .transpose()
     }
 
     async fn portal_link(&self, id: &str) -> Result<Option<PortalLink>, StoreError> {
@@ -385,11 +377,7 @@ impl Store for DynamoDbStore {
             .condition_expression("attribute_exists(session_until)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        Ok(landed(result)?.is_some())
     }
 
     async fn keys_page(
@@ -767,6 +755,19 @@ where
 
 fn internal(e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(e.to_string())
+}
+
+/// A conditional write's output, or `None` when its condition refused it.
+fn landed<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<Option<O>, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if is_condition_failure(&e) => Ok(None),
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
