@@ -1,0 +1,1 @@
+// The console: filled in by the console UI commit.

@@ -1,0 +1,1 @@
+// Building the page from text, never from HTML.
