@@ -60,6 +60,9 @@ CANDIDATES = {
     "group": "fieldset, details, [role=group]",
     "form": "form, [role=form]",
     "img": "img, svg, [role=img]",
+    # Chromium's own computed roles for its date pickers.
+    "DateTime": "input[type=datetime-local]",
+    "Date": "input[type=date]",
 }
 
 # The elements of `arguments[0]` (a CSS selector) that are displayed, in one
@@ -301,9 +304,10 @@ class Page:
         return path
 
     def requests(self):
-        """Every URL the page requested since `open`."""
+        """Every URL the page requested since `open`; `data:` URLs (the
+        browser's own icons, e.g. a date picker's) go nowhere and are left out."""
         self._drain()
-        return list(self._requested)
+        return [url for url in self._requested if not url.startswith("data:")]
 
     def console_errors(self):
         """The browser console's errors so far. A failed load (source
