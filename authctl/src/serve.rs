@@ -78,9 +78,11 @@ pub async fn run(backend: &BackendArgs, args: ServeArgs) -> Result<(), CliError>
     println!("authctl serve: {}", backend.describe());
     if backend.table.is_none() && app.store.keys_page(None, None, 1).await?.is_empty() {
         starter_key(&app, addr).await?;
+        console_key(&app).await?;
     }
     let stop = stop_signal()?;
     tokio::pin!(stop);
+    println!("Console: http://{addr}/console/");
     println!("listening on http://{addr}");
     let site = Arc::new(Site {
         app,
@@ -156,18 +158,26 @@ async fn app(backend: &BackendArgs, addr: SocketAddr) -> Result<App, CliError> {
     .with_admin(admin))
 }
 
-async fn starter_key(app: &App, addr: SocketAddr) -> Result<(), CliError> {
-    let scopes = Scopes::parse("read write").map_err(|e| CliError::Failed(e.to_string()))?;
+/// The scopes of the console's starter key: every admin scope, so it can
+/// sign in to the console in operator mode and hand out portal links.
+const CONSOLE_SCOPES: &str = "admin:keys:read admin:keys:write admin:audit:read admin:portal";
+
+/// A new key of the operator's named `name` with `scopes`: its secret, to print once.
+async fn new_key(app: &App, name: &str, scopes: &str) -> Result<String, CliError> {
+    let scopes = Scopes::parse(scopes).map_err(|e| CliError::Failed(e.to_string()))?;
     let new = NewKey {
-        name: "starter".into(),
+        name: name.into(),
         scopes,
         owner: None,
         meta: None,
         expires_at: None,
     };
     let (key, _) = admin::create(app.store.as_ref(), new, &keys::operator()?).await?;
-    let key = key.expose();
-    let key = key.expose_secret();
+    Ok(key.expose().expose_secret().to_owned())
+}
+
+async fn starter_key(app: &App, addr: SocketAddr) -> Result<(), CliError> {
+    let key = new_key(app, "starter", "read write").await?;
     let base = format!("http://{addr}");
     println!(
         "
@@ -184,6 +194,20 @@ Try it:
   curl -s {base}/auth/verify -H \"authorization: Bearer $TOKEN\"
 
 More keys: authctl keys create --name NAME --scopes \"read\"   (Ctrl-C stops the server)
+"
+    );
+    Ok(())
+}
+
+/// The root key an operator signs in to the console with, printed after the
+/// starter key (scripts that read the banner take its first key).
+async fn console_key(app: &App) -> Result<(), CliError> {
+    let key = new_key(app, "console", CONSOLE_SCOPES).await?;
+    println!(
+        "A console key (scopes \"{CONSOLE_SCOPES}\") was created to sign in to the console \
+         with; it is shown only now:
+
+  {key}
 "
     );
     Ok(())

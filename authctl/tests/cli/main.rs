@@ -115,6 +115,24 @@ fn serve_prints_a_starter_key_that_logs_in_verifies_and_revokes() {
         );
     }
     let starter = server.starter_key().expect("a starter key");
+    assert!(
+        server
+            .printed
+            .contains(&format!("Console: {}/console/\nlistening on", server.base)),
+        "the console's address, before the listening line: {}",
+        server.printed
+    );
+    let console = server.console_key().expect("a console key");
+    let token = server.login(&console, "console");
+    let (status, body) = server.verify(&token);
+    assert_eq!(
+        (status, str_of(&body, "scope")),
+        (
+            200,
+            "admin:audit:read admin:keys:read admin:keys:write admin:portal"
+        ),
+        "the console key holds every admin scope"
+    );
 
     let token = server.login(&starter, "default");
     let (status, body) = server.verify(&token);
@@ -159,6 +177,10 @@ fn serve_prints_a_starter_key_that_logs_in_verifies_and_revokes() {
         restarted.starter_key(),
         None,
         "the starter key is made once"
+    );
+    assert!(
+        restarted.printed.contains("Console: "),
+        "the console's address, on every start"
     );
     let token = restarted.login(str_of(&late, "api_key"), "w2");
     assert_eq!(restarted.verify(&token).0, 200, "keys survive a restart");

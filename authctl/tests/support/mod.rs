@@ -258,11 +258,21 @@ impl Server {
         self.child.try_wait().unwrap().is_none()
     }
 
-    /// The starter key from the banner, if one was printed.
+    /// The starter key from the banner, if one was printed: its first key.
     pub fn starter_key(&self) -> Option<String> {
+        self.printed_keys().next()
+    }
+
+    /// The console's root key from the banner, printed after the starter key.
+    pub fn console_key(&self) -> Option<String> {
+        let starter = self.starter_key()?;
+        self.printed_keys().find(|k| *k != starter)
+    }
+
+    fn printed_keys(&self) -> impl Iterator<Item = String> {
         self.printed
             .split(|c: char| c.is_whitespace() || c == '"')
-            .find(|w| w.starts_with("bauth_"))
+            .filter(|w| w.starts_with("bauth_"))
             .map(str::to_owned)
     }
 

@@ -4,12 +4,13 @@
 //! request live here; the logic modules never see HTTP. Every Lambda and the
 //! local server call [`handle`], each serving its own routes: [`auth`] holds
 //! the `/auth/*` routes, [`oauth`] the OAuth2 ones, [`admin`] the
-//! management API's, [`credential`] reads the `Authorization` header for all
-//! of them.
+//! management API's, [`console`] the web console's pages, [`credential`]
+//! reads the `Authorization` header for all of them.
 
 pub mod admin;
 mod auth;
 pub mod body;
+pub mod console;
 pub mod credential;
 pub mod error;
 mod oauth;
@@ -52,6 +53,8 @@ pub enum Route {
     Metadata,
     /// The management API, `/admin/v1/*` (see [`admin::Endpoint`]).
     Admin,
+    /// `GET|HEAD /console/*`: the web console's pages (see [`console`]).
+    Console,
 }
 
 impl Route {
@@ -65,6 +68,7 @@ impl Route {
         Route::OAuthRevoke,
         Route::Metadata,
         Route::Admin,
+        Route::Console,
     ];
     /// The routes of the `login` Lambda: getting tokens.
     pub const LOGIN: &'static [Route] = &[Route::Login, Route::Token, Route::Metadata];
@@ -72,11 +76,11 @@ impl Route {
     pub const VERIFY: &'static [Route] = &[Route::Verify, Route::Introspect];
     /// The routes of the `revoke` Lambda: ending tokens.
     pub const REVOKE: &'static [Route] = &[Route::Revoke, Route::OAuthRevoke];
-    /// The routes of the `admin` Lambda: managing keys.
-    pub const ADMIN: &'static [Route] = &[Route::Admin];
+    /// The routes of the `admin` Lambda: managing keys, and the console that does it.
+    pub const ADMIN: &'static [Route] = &[Route::Admin, Route::Console];
 
     /// The path, also the log's `route`; for [`Route::Admin`], the prefix
-    /// of its endpoints.
+    /// of its endpoints; for [`Route::Console`], of its pages.
     pub fn path(self) -> &'static str {
         match self {
             Self::Login => "/auth/login",
@@ -87,6 +91,7 @@ impl Route {
             Self::OAuthRevoke => "/oauth2/revoke",
             Self::Metadata => "/.well-known/oauth-authorization-server",
             Self::Admin => admin::PREFIX,
+            Self::Console => console::PREFIX,
         }
     }
 
@@ -102,6 +107,7 @@ impl Route {
             Self::Introspect => &["/oauth2/introspect"],
             Self::OAuthRevoke => &["/oauth2/revoke"],
             Self::Metadata => &["/.well-known/oauth-authorization-server"],
+            Self::Console => &["/console", "/console/", "/console/{asset}"],
         }
     }
 
@@ -109,6 +115,7 @@ impl Route {
         match self {
             Self::Verify => "GET, POST",
             Self::Metadata => "GET",
+            Self::Console => "GET, HEAD",
             _ => "POST",
         }
     }
@@ -119,6 +126,7 @@ impl Route {
             Self::Admin => true,
             Self::Verify => method == Method::GET || method == Method::POST,
             Self::Metadata => method == Method::GET,
+            Self::Console => method == Method::GET || method == Method::HEAD,
             _ => method == Method::POST,
         }
     }
@@ -130,8 +138,10 @@ impl Route {
         let fixed = Self::ALL
             .iter()
             .copied()
-            .find(|r| *r != Self::Admin && trimmed.ends_with(r.path()));
-        fixed.or_else(|| admin::Endpoint::of(path).map(|_| Self::Admin))
+            .find(|r| !matches!(r, Self::Admin | Self::Console) && trimmed.ends_with(r.path()));
+        fixed
+            .or_else(|| admin::Endpoint::of(path).map(|_| Self::Admin))
+            .or_else(|| console::Page::of(path).map(|_| Self::Console))
     }
 
     /// What the log's `route` says of a request to `path` on this route.
@@ -151,6 +161,20 @@ pub(crate) struct Reply {
     location: Option<String>,
 }
 
+impl Reply {
+    fn into_response(self) -> Response<Body> {
+        let mut response = response::json(self.status, &self.body);
+        // A path that routed is visible ASCII; should it not be, the body
+        // still names the new key.
+        if let Some(location) = self.location.as_deref()
+            && let Ok(value) = HeaderValue::from_str(location)
+        {
+            response.headers_mut().insert(LOCATION, value);
+        }
+        response
+    }
+}
+
 impl From<Value> for Reply {
     fn from(body: Value) -> Self {
         Self {
@@ -162,7 +186,8 @@ impl From<Value> for Reply {
 }
 
 /// Handles one request for a function serving `routes`. Never fails: every
-/// outcome is a JSON response, and each request writes one log line.
+/// outcome is a JSON response (or a console page), and each request writes
+/// one log line.
 pub async fn handle(
     app: &App,
     function: &str,
@@ -186,29 +211,29 @@ pub async fn handle(
         Some(route) if !route.accepts(request.method()) => {
             Err(ApiError::MethodNotAllowed(route.allow()))
         }
+        Some(Route::Console) => {
+            console::answer(request.uri().path(), request.method(), request.headers())
+        }
         // A panic is a bug, answered like any other 500: the process, its
         // other requests and this request's log line all survive it. Nothing
         // the future held is used after it unwound, hence AssertUnwindSafe.
         Some(route) => AssertUnwindSafe(dispatch(app, route, &request, credential, &mut audit))
             .catch_unwind()
             .await
-            .unwrap_or_else(|_| Err(Error::internal(Panicked).into())),
+            .unwrap_or_else(|_| Err(Error::internal(Panicked).into()))
+            .map(Reply::into_response),
     };
-    let response = match &result {
-        Ok(reply) => {
-            let mut response = response::json(reply.status, &reply.body);
-            // A path that routed is visible ASCII; should it not be, the
-            // body still names the new key.
-            if let Some(location) = reply.location.as_deref()
-                && let Ok(value) = HeaderValue::from_str(location)
-            {
-                response.headers_mut().insert(LOCATION, value);
-            }
-            response
-        }
-        Err(e) => response::error(e, route == Some(Route::Verify), credential, &request_id),
+    let (mut response, error) = match result {
+        Ok(response) => (response, None),
+        Err(e) => (
+            response::error(&e, route == Some(Route::Verify), credential, &request_id),
+            Some(e),
+        ),
     };
-    let error = result.as_ref().err();
+    if route == Some(Route::Console) {
+        console::secure(response.headers_mut(), &app.admin);
+    }
+    let error = error.as_ref();
     RequestLine {
         function,
         kind: None,
@@ -264,7 +289,7 @@ async fn dispatch(
         Route::Introspect => oauth::introspect(app, basic_of(credential), &fields, audit).await,
         Route::OAuthRevoke => oauth::revoke(app, basic_of(credential), &fields, audit).await,
         Route::Metadata => Ok(oauth::metadata(&app.policy)),
-        Route::Admin => Err(ApiError::NotFound),
+        Route::Admin | Route::Console => Err(ApiError::NotFound),
     };
     body.map(Reply::from)
 }

@@ -62,7 +62,8 @@ def server(authctl, spawn, out, tmp_path_factory):
             seen.append(line)
             if m := re.search(r"listening on (http://127\.0\.0\.1:\d+)", line):
                 base = m.group(1)
-            if m := API_KEY.search(line):
+            # The starter key comes first; the console's root key after it.
+            if starter_key is None and (m := API_KEY.search(line)):
                 starter_key = m.group(0)
         if base is None or starter_key is None:
             pytest.fail("authctl serve printed no address and starter key:\n" + "".join(seen), pytrace=False)

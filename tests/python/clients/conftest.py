@@ -38,6 +38,7 @@ class Server:
         self._logs = []
         self.process = None
         self.base, printed = self._start("127.0.0.1:0")
+        # The first key printed is the starter key; the console's root key follows.
         self.key = API_KEY.search(printed).group(0)
 
     def _start(self, addr):

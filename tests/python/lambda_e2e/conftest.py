@@ -88,9 +88,14 @@ class Watch:
     def call(self, function, method, path, headers=None, body=None):
         """One request to a function URL: (status, lowercased headers, JSON body)."""
         data = None if body is None else json.dumps(body).encode()
+        headers = {**({"content-type": "application/json"} if data else {}), **(headers or {})}
+        status, got, raw = self.fetch(function, method, path, headers, data)
+        return status, got, json.loads(raw)
+
+    def fetch(self, function, method, path, headers=None, data=None):
+        """One request to a function URL: (status, lowercased headers, body bytes)."""
         request = urllib.request.Request(
-            f"{self.base}/lambda-url/{function}{path}", data=data, method=method,
-            headers={**({"content-type": "application/json"} if data else {}), **(headers or {})},
+            f"{self.base}/lambda-url/{function}{path}", data=data, method=method, headers=headers or {},
         )
         timeout = CALL_SECONDS if function in self.warm else FIRST_CALL_SECONDS
         try:
@@ -99,7 +104,7 @@ class Watch:
         except urllib.error.HTTPError as e:
             status, raw, got = e.code, e.read(), e.headers
         self.warm.add(function)
-        return status, {k.lower(): v for k, v in got.items()}, json.loads(raw)
+        return status, {k.lower(): v for k, v in got.items()}, raw
 
     def post(self, function, path, body):
         return self.call(function, "POST", path, body=body)

@@ -1,7 +1,8 @@
 """The management API as a provider's backend calls it: a root key made by
 authctl logs in through the login function and manages keys through the
-admin function's URL."""
+admin function's URL; the same function serves the web console."""
 
+import re
 import uuid
 
 import pytest
@@ -32,3 +33,19 @@ def test_a_root_key_creates_a_key_for_a_customer_and_sees_it_listed(watch, root_
 
     status, _, body = watch.post("login", "/auth/login", {"api_key": created["api_key"]})
     assert status == 200, body
+
+
+def test_the_admin_function_serves_the_console_and_the_script_it_loads(watch):
+    status, headers, page = watch.fetch("admin", "GET", "/console/")
+    assert status == 200, page
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["content-security-policy"].startswith("default-src 'none'; script-src 'self';")
+    assert headers["content-security-policy"].endswith("; frame-ancestors 'none'")
+    assert "set-cookie" not in headers
+    script = re.search(rb'<script type="module" src="([^"]+)"', page).group(1).decode()
+    assert script == "app.js"
+
+    status, headers, _ = watch.fetch("admin", "GET", f"/console/{script}")
+    assert status == 200
+    assert headers["content-type"] == "text/javascript; charset=utf-8"
+    assert "content-security-policy" in headers
