@@ -50,7 +50,8 @@ function hold(answer) {
 export async function call(method, path, body, { auth = true } = {}) {
   const headers = { accept: "application/json" };
   if (auth && token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
+  // A PATCH is a JSON merge patch (RFC 7396): null clears a field.
+  if (body !== undefined) headers["content-type"] = method === "PATCH" ? "application/merge-patch+json" : "application/json";
   let response;
   try {
     response = await fetch(root + path, {

@@ -273,7 +273,11 @@ function createDialog() {
       close();
       showKeyOnce(answer.api_key, [], () => attempt(keysScreen));
     } catch (error) {
-      failed(error, alert);
+      if (error.code === "too_many_keys" && state.portal) {
+        alert(`You hold at most ${state.portal.max_keys} live keys; revoke one before creating another.`);
+      } else {
+        failed(error, alert);
+      }
     } finally {
       create.disabled = false;
     }
@@ -332,11 +336,14 @@ async function detailScreen(keyId) {
     h("h1", {}, key.name),
     h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     active ? h("div", { class: "actions" },
+      state.portal ? null : h("button", { type: "button", on: { click: () => editDialog(key) } }, "Edit"),
       h("button", { type: "button", on: { click: () => rotateDialog(key) } }, "Rotate"),
       h("button", { type: "button", class: "danger", on: { click: () => revokeDialog(key) } }, "Revoke")) : null,
     h("section", {}, h("h2", {}, "Sessions"), sessions),
     h("section", {}, h("h2", {}, "Activity"), activity)));
-  await Promise.all([loadSessions(key, sessions), loadActivity(key, activity)]);
+  // A session revoked here shows in both sections.
+  const refresh = () => Promise.all([loadSessions(key, sessions, refresh), loadActivity(key, activity)]);
+  await refresh();
 }
 
 /** A section's own failure: shown in it, the rest of the page still usable. */
@@ -348,7 +355,7 @@ async function part(container, work) {
   }
 }
 
-function loadSessions(key, container) {
+function loadSessions(key, container, refresh) {
   const path = `/admin/v1/keys/${encodeURIComponent(key.key_id)}/sessions`;
   return part(container, async () => {
     const { sessions } = await api.call("GET", path);
@@ -357,7 +364,6 @@ function loadSessions(key, container) {
       fill(container, h("p", {}, "No live sessions."), note);
       return;
     }
-    const reload = () => loadSessions(key, container);
     fill(container,
       h("div", { class: "scroll" }, h("table", {},
         h("caption", { class: "visually-hidden" }, "Sessions"),
@@ -371,7 +377,7 @@ function loadSessions(key, container) {
             type: "button",
             on: { click: () => part(container, async () => {
               await api.call("POST", `${path}/${encodeURIComponent(s.session_id)}/revoke`);
-              await reload();
+              await refresh();
             }) },
           }, "Revoke session"))))))),
       h("div", { class: "actions" }, h("button", {
@@ -379,7 +385,7 @@ function loadSessions(key, container) {
         class: "danger",
         on: { click: () => part(container, async () => {
           await api.call("POST", `${path}/revoke`);
-          await reload();
+          await refresh();
         }) },
       }, "Revoke all sessions")),
       note);
@@ -413,6 +419,61 @@ function changes(value) {
     }
     return `${name}: ${JSON.stringify(change)}`;
   }).join("; ");
+}
+
+// ---- Edit (operators) ----------------------------------------------------------
+
+/** Name, scopes and metadata as a merge patch of what changed; narrower scopes hold from the next verify. */
+function editDialog(key) {
+  const name = h("input", { type: "text", required: true, maxlength: 200, value: key.name, autocomplete: "off" });
+  const scopes = h("input", { type: "text", value: key.scopes, autocomplete: "off", spellcheck: "false" });
+  const meta = h("textarea", { rows: 3, spellcheck: "false" });
+  meta.value = key.meta === null ? "" : JSON.stringify(key.meta);
+  const save = h("button", { type: "submit", class: "primary" }, "Save");
+  const { close, alert } = dialog(`Edit ${key.name}`, (close) => {
+    const form = h("form", {},
+      field("Name", name),
+      field("Scopes", scopes, "Narrower scopes hold from the next verify of the key's tokens; wider ones only for new tokens."),
+      field("Metadata", meta, "A JSON object; empty clears it."),
+      h("div", { class: "actions" }, save, h("button", { type: "button", on: { click: close } }, "Cancel")));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submit();
+    });
+    return form;
+  });
+  name.focus();
+
+  async function submit() {
+    const patch = {};
+    if (name.value.trim() !== key.name) patch.name = name.value.trim();
+    const newScopes = scopes.value.trim().split(/\s+/).filter(Boolean).join(" ");
+    if (newScopes !== key.scopes) patch.scopes = newScopes;
+    let newMeta = null;
+    if (meta.value.trim()) {
+      try {
+        newMeta = JSON.parse(meta.value);
+      } catch {
+        alert("Metadata must be JSON, such as {\"plan\": \"pro\"}.");
+        return;
+      }
+    }
+    if (JSON.stringify(newMeta) !== JSON.stringify(key.meta)) patch.meta = newMeta;
+    if (Object.keys(patch).length === 0) {
+      close();
+      return;
+    }
+    save.disabled = true;
+    try {
+      await api.call("PATCH", `/admin/v1/keys/${encodeURIComponent(key.key_id)}`, patch);
+      close();
+      await detailScreen(key.key_id);
+    } catch (error) {
+      failed(error, alert);
+    } finally {
+      save.disabled = false;
+    }
+  }
 }
 
 // ---- Rotate and revoke -------------------------------------------------------

@@ -114,10 +114,20 @@ class Server:
         assert status == 200, (status, answer)
         return answer["access_token"]
 
+    @property
+    def root_key_id(self):
+        """The console root key's id."""
+        return self.root_key.split("_")[1]
+
+    def root_token(self):
+        """A token of the root key, in a session of the tests' own."""
+        if self._root_token is None:
+            self._root_token = self.login(self.root_key, "tests")
+        return self._root_token
+
     def portal_link(self, owner, allowed_scopes, return_url=None):
         """A one-time portal link for `owner`, asked for with the root key."""
-        if self._root_token is None:
-            self._root_token = self.login(self.root_key, "portal-links")
+        self.root_token()
         if not isinstance(allowed_scopes, str):
             allowed_scopes = " ".join(allowed_scopes)
         body = {"owner": owner, "allowed_scopes": allowed_scopes}
@@ -221,6 +231,7 @@ class Page:
         self.driver = driver
         self._screenshots = screenshots
         self._requested = []
+        self._tokens = []
         self._console = []
 
     def open(self, url):
@@ -268,6 +279,26 @@ class Page:
             if time.monotonic() > deadline:
                 pytest.fail(f"a {role} named {name!r} is still shown after {timeout} s", pytrace=False)
             time.sleep(0.1)
+
+    def present(self, role, name):
+        """Whether a displayed element has `role` and accessible name `name` now."""
+        return any(found == name for found, _ in self.roles(role))
+
+    def until(self, what, condition, timeout=10):
+        """Waits until `condition()` holds; fails naming `what` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"not within {timeout} s: {what}; page text:\n{self.text()}", pytrace=False)
+            time.sleep(0.1)
+
+    def bearer(self):
+        """The bearer token the page sent last, read from the browser's own
+        network log: the page keeps it in memory only."""
+        self._drain()
+        if not self._tokens:
+            pytest.fail("the page has sent no bearer token", pytrace=False)
+        return self._tokens[-1]
 
     def click(self, role, name):
         el = self.role(role, name)
@@ -320,7 +351,11 @@ class Page:
         for entry in self.driver.get_log("performance"):
             message = json.loads(entry["message"])["message"]
             if message.get("method") == "Network.requestWillBeSent":
-                self._requested.append(message["params"]["request"]["url"])
+                request = message["params"]["request"]
+                self._requested.append(request["url"])
+                for name, value in request.get("headers", {}).items():
+                    if name.lower() == "authorization" and value.startswith("Bearer "):
+                        self._tokens.append(value.removeprefix("Bearer "))
         self._console.extend(self.driver.get_log("browser"))
 
     def _named(self):

@@ -4,8 +4,10 @@ found by role and accessible name as a screen reader would."""
 
 import datetime as dt
 import re
+import time
 
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -198,7 +200,7 @@ def test_revoking_in_the_page_asks_first_and_stops_the_keys_tokens(page, server)
 def test_an_xss_named_key_is_shown_as_text_and_runs_nothing(page, server):
     name = "<img src=x onerror=alert(1)><script>alert(2)</script>"
     status, _, _ = server.api("POST", "/admin/v1/keys", token=server.root_token(),
-                              json={"name": name, "scopes": "read", "owner": "o<b>wner", "meta": {"x": "<i>y</i>"}})
+                              json={"name": name, "scopes": "read", "owner": "acme", "meta": {"x": "<i>y</i>"}})
     assert status == 201
     sign_in(page, server)
     assert name in column(page, "Name")
@@ -241,27 +243,39 @@ def test_sign_out_revokes_the_consoles_session(page, server):
     assert console["session_id"] not in [s["session_id"] for s in sessions]
 
 
+def focused(page):
+    """The focused element, read again if the page replaced it as we looked."""
+    for _ in range(50):
+        element = page.driver.switch_to.active_element
+        try:
+            element.accessible_name
+            return element
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError("the focused element keeps being replaced")
+
+
 def test_keyboard_only_sign_in_create_and_close(page, server):
     page.open(server.console)
     field = page.role("textbox", "API key")
-    assert page.driver.switch_to.active_element == field, "the key field has the focus"
+    assert focused(page) == field, "the key field has the focus"
     field.send_keys(server.root_key, Keys.ENTER)
     page.role("heading", "API keys")
-    active = page.driver.switch_to.active_element
+    active = focused(page)
     for _ in range(10):
         if active.accessible_name == "Create key":
             break
-        active.send_keys(Keys.TAB)
-        active = page.driver.switch_to.active_element
+        ActionChains(page.driver).send_keys(Keys.TAB).perform()
+        active = focused(page)
     assert active.accessible_name == "Create key"
     active.send_keys(Keys.ENTER)
     page.role("dialog", "Create key")
-    name = page.driver.switch_to.active_element
+    name = focused(page)
     assert name.accessible_name == "Name"
     name.send_keys("typed")
     name.send_keys(Keys.TAB, "read", Keys.ENTER)
     page.role("dialog", "Copy your new key")
-    page.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    ActionChains(page.driver).send_keys(Keys.ESCAPE).perform()
     page.absent("dialog", "Copy your new key")
     page.until("the new key listed", lambda: "typed" in column(page, "Name"))
 
@@ -289,3 +303,32 @@ def test_the_page_loads_nothing_from_another_origin(page, server):
     requested = page.requests()
     assert requested, "the network log is empty"
     assert all(url.startswith(server.base + "/") for url in requested), requested
+
+
+def test_an_operator_edits_a_keys_name_scopes_and_metadata(page, server):
+    status, body, _ = server.api("POST", "/admin/v1/keys", token=server.root_token(),
+                                 json={"name": "draft", "scopes": "read write", "meta": {"plan": "free"}})
+    key_id = body["key"]["key_id"]
+    sign_in(page, server)
+    page.click("button", "draft")
+    page.click("button", "Edit")
+    page.role("dialog", "Edit draft")
+    page.fill("textbox", "Name", "final")
+    page.fill("textbox", "Scopes", "read")
+    page.fill("textbox", "Metadata", '{"plan": "pro"}')
+    page.click("button", "Save")
+    page.role("heading", "final")
+    status, key, _ = server.api("GET", f"/admin/v1/keys/{key_id}", token=server.root_token())
+    assert (key["name"], key["scopes"], key["meta"]) == ("final", "read", {"plan": "pro"})
+    page.until("the update in the activity", lambda: "key.updated" in page.role("table", "Activity").text)
+
+    page.click("button", "Edit")
+    page.fill("textbox", "Scopes", "read admin:keys:write")
+    page.click("button", "Save")
+    # The starter root key holds admin:keys:write, so this one is allowed; a bad scope is not.
+    page.role("heading", "final")
+    page.click("button", "Edit")
+    page.fill("textbox", "Scopes", "not a valid scope\u00e9")
+    page.click("button", "Save")
+    assert page.alert()
+    assert server.api("GET", f"/admin/v1/keys/{key_id}", token=server.root_token())[1]["scopes"] == "admin:keys:write read"
