@@ -1,11 +1,12 @@
 //! `authctl setup` and `authctl rotate-signing-key`.
 
 use auth_shared::aws::dynamodb::create_table;
-use auth_shared::aws::rotation::{RotationError, Rotator};
+use auth_shared::aws::rotation::{RotationError, Rotator, Trail};
 use auth_shared::aws::secrets::SecretsManagerKeySource;
-use auth_shared::domain::clock::{Clock, SystemClock};
+use auth_shared::domain::audit::AuditEvent;
 use auth_shared::domain::keyring::{KeySource, KeySourceError};
 use auth_shared::domain::rotation::{Pace, Spacing, TooSoon};
+use auth_shared::domain::store::StoreError;
 use auth_shared::local::keys::{LocalKeySource, LocalRotationError};
 use rand::TryRngCore;
 use rand::rngs::OsRng;
@@ -13,6 +14,7 @@ use rand::rngs::OsRng;
 use crate::backend::sdk;
 use crate::cli::{BackendArgs, RotateSigningKeyArgs, SetupArgs};
 use crate::error::{CliError, chain};
+use crate::keys::operator;
 
 /// Creates the table and a signing secret, and prints them as shell
 /// assignments. Running it again keeps what exists (and says so on stderr),
@@ -114,8 +116,9 @@ async fn signing_secret(
 }
 
 /// Rotates the signing key of the embedded store, or drives the four
-/// Secrets Manager rotation steps for the secret next to a table; refused
-/// (exit 1) within the spacing of the previous rotation unless forced.
+/// Secrets Manager rotation steps for the secret next to a table, and
+/// records the rotation in the store's audit trail as the operator's;
+/// refused (exit 1) within the spacing of the previous rotation unless forced.
 pub async fn rotate_signing_key(
     backend: &BackendArgs,
     args: RotateSigningKeyArgs,
@@ -126,29 +129,45 @@ pub async fn rotate_signing_key(
         Pace::Spaced
     };
     let spacing = spacing(backend)?;
+    let stamp = operator()?;
+    // Opened first (and on the embedded store, the data directory made): a
+    // trail that cannot be opened stops the rotation before it starts.
+    let store = backend.store().await?;
     let rotated = match &backend.table {
         None => {
-            // A first rotation may come before anything else made the directory.
-            backend.ensure_data_dir()?;
-            let now = SystemClock
-                .now()
-                .map_err(|e| CliError::Failed(e.to_string()))?;
-            LocalKeySource::open_or_create(&backend.data_dir)?
-                .rotate(spacing, pace, now)
+            let rotated = LocalKeySource::open_or_create(&backend.data_dir)?
+                .rotate(spacing, pace, stamp.now_ms / 1000)
                 .map_err(|e| match e {
                     LocalRotationError::TooSoon(e) => too_soon(&e),
                     LocalRotationError::Keys(e) => e.into(),
-                })?
+                })?;
+            let event = AuditEvent::of_signing_key_rotation(
+                rotated.replaced.as_deref(),
+                &rotated.kid,
+                &stamp,
+            );
+            store
+                .record_event(&event)
+                .await
+                .map_err(|e| unrecorded(&rotated.kid, &e))?;
+            rotated
         }
         Some(_) => {
             let arn = backend.secret_arn()?;
+            let trail = Trail {
+                store,
+                actor: stamp.origin.actor,
+                retention_days: stamp.retention_days,
+            };
             Rotator::new(aws_sdk_secretsmanager::Client::new(&sdk().await), spacing)
+                .with_trail(trail)
                 .rotate(arn, pace)
                 .await
                 .map_err(|e| {
                     let failed = format!("rotation failed, the secret is unchanged: {}", chain(&e));
                     match e {
                         RotationError::TooSoon(e) => too_soon(&e),
+                        RotationError::Unrecorded { kid, source } => unrecorded(&kid, &source),
                         RotationError::Backend(_) => CliError::Unavailable(failed),
                         _ => CliError::Failed(failed),
                     }
@@ -166,6 +185,19 @@ pub async fn rotate_signing_key(
         );
     }
     Ok(())
+}
+
+/// The rotation happened but its event was not written: said as such, so
+/// no one takes the old key for current.
+fn unrecorded(kid: &str, e: &StoreError) -> CliError {
+    let message = format!(
+        "signing key {kid} is current, but its signing_key.rotated event was not written: {}",
+        chain(e)
+    );
+    match e {
+        StoreError::Unavailable(_) => CliError::Unavailable(message),
+        StoreError::Internal(_) => CliError::Failed(message),
+    }
 }
 
 fn too_soon(e: &TooSoon) -> CliError {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use auth_shared::App;
 use auth_shared::authorizer::{Authorizer, AuthorizerConfig, RouteScopes};
 use auth_shared::aws::calls::AwsCalls;
-use auth_shared::aws::rotation::{RotationError, RotationEvent, Rotator};
+use auth_shared::aws::rotation::{RotationError, RotationEvent, Rotator, Trail};
 use auth_shared::config::TokenPolicy;
 use auth_shared::domain::rotation::Spacing;
 use auth_shared::domain::usage;
@@ -560,8 +560,15 @@ async fn the_admin_function_makes_only_the_calls_its_policy_allows_and_uses_ever
 async fn the_rotate_function_makes_only_the_calls_its_policy_allows_and_uses_every_grant() {
     let t = AwsTestApp::spawn().await;
     let calls = AwsCalls::default();
+    // The function's wiring: its trail on the counted DynamoDB client, so
+    // the event's write is held to the policy too.
+    let trail = Trail::of_function(calls.dynamodb(&t.sdk), &|name| {
+        (name == "TABLE_NAME").then(|| t.table.clone())
+    })
+    .unwrap();
     let rotator = Rotator::new(calls.secrets_manager(&t.sdk), Spacing::of(&t.config()))
-        .with_clock(t.clock.clone());
+        .with_clock(t.clock.clone())
+        .with_trail(trail);
     let event = |step: &str, token: &str| -> RotationEvent {
         serde_json::from_value(json!({
             "Step": step,

@@ -135,6 +135,11 @@ impl Store for AtomicPuts {
         self.inner.create_portal_link(link, event)
     }
 
+    fn record_event<'a, 'b, 't>(&'a self, event: &'b AuditEvent) -> Fut<'t, ()>
+    where 'a: 't, 'b: 't, Self: 't {
+        self.inner.record_event(event)
+    }
+
     fn redeem_portal_link<'a, 'b, 't>(&'a self, id: &'b str, now: u64, until: u64)
         -> Fut<'t, Option<PortalLink>>
     where 'a: 't, 'b: 't, Self: 't {

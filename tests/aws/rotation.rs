@@ -1,7 +1,7 @@
 //! Signing-key rotation: the rotation handler's four steps against moto
 //! (called directly: moto cannot invoke a Lambda), the spacing between two
-//! rotations, and the whole story of tokens across two rotations in a warm
-//! and a cold Lambda environment. The rotator reads the test's manual clock,
+//! rotations, the audit event each rotation writes, and the whole story of
+//! tokens across two rotations in a warm and a cold Lambda environment. The rotator reads the test's manual clock,
 //! so "later" is a clock setting, never a sleep.
 
 use std::collections::HashMap;
@@ -9,14 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_shared::App;
-use auth_shared::aws::rotation::{RotationError, RotationEvent, Rotator, Step};
+use auth_shared::aws::dynamodb::DynamoDbStore;
+use auth_shared::aws::rotation::{RotationError, RotationEvent, Rotator, Step, Trail};
 use auth_shared::aws::secrets::SecretsManagerKeySource;
+use auth_shared::domain::audit::Actor;
 use auth_shared::domain::rotation::{Pace, Spacing, rfc3339};
 use auth_shared::http::{self, Route};
 use auth_tests::aws::AwsTestApp;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::Body;
+use lambda_http::http::Method;
 use serde_json::{Value, json};
 
 fn spacing(t: &AwsTestApp) -> Spacing {
@@ -25,6 +28,39 @@ fn spacing(t: &AwsTestApp) -> Spacing {
 
 fn rotator(t: &AwsTestApp) -> Rotator {
     Rotator::new(secrets(t), spacing(t)).with_clock(t.clock.clone())
+}
+
+/// The rotation function's trail on this test's table, as its Lambda builds it.
+fn trail(t: &AwsTestApp) -> Trail {
+    Trail::of_function(t.dynamodb(), &|name| match name {
+        "TABLE_NAME" => Some(t.table.clone()),
+        "AWS_LAMBDA_FUNCTION_NAME" => Some("auth-rotate".to_owned()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// The `signing_key.rotated` events, as `GET /admin/v1/events` shows them
+/// to a root key, newest first.
+async fn rotation_events(t: &AwsTestApp) -> Vec<Value> {
+    let key = t.create_key("admin:audit:read").await;
+    let auth = format!("Bearer {}", t.token(&key, "audit").await);
+    let r = t
+        .request(
+            Method::GET,
+            "/admin/v1/events",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "signing_key.rotated")
+        .cloned()
+        .collect()
 }
 
 fn secrets(t: &AwsTestApp) -> aws_sdk_secretsmanager::Client {
@@ -243,6 +279,109 @@ async fn every_step_can_be_retried() {
         version_with(&t, "AWSCURRENT").await,
         token,
         "steps after finishing are no-ops"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_is_one_signing_key_rotated_event_by_the_rotate_function_however_often_finish_runs()
+ {
+    let t = AwsTestApp::spawn().await;
+    let old = version_with(&t, "AWSCURRENT").await;
+    let token = uuid::Uuid::new_v4().to_string();
+    let r = rotator(&t).with_trail(trail(&t));
+    for step in Step::ALL {
+        r.run(step, &t.secret_arn, &token).await.unwrap();
+    }
+    let key = value_of(&t, &token).await;
+    for retry in [Step::Finish, Step::Finish, Step::Create] {
+        r.run(retry, &t.secret_arn, &token).await.unwrap();
+    }
+
+    let events = rotation_events(&t).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(
+        event["actor"],
+        json!({"kind": "system", "id": "auth-rotate", "owner": null})
+    );
+    assert_eq!(event["changes"], json!({"kid": {"old": old, "new": token}}));
+    assert_eq!(
+        (&event["key_id"], &event["owner"]),
+        (&Value::Null, &Value::Null)
+    );
+    let key: Value = serde_json::from_str(&key).unwrap();
+    let text = event.to_string();
+    assert!(
+        !text.contains(key["key"].as_str().unwrap()),
+        "never the key: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_finish_whose_event_is_not_written_fails_and_its_retry_writes_it() {
+    let t = AwsTestApp::spawn().await;
+    let old = version_with(&t, "AWSCURRENT").await;
+    let token = uuid::Uuid::new_v4().to_string();
+    // A table that does not exist: DynamoDB refuses every write to it.
+    let broken = Trail {
+        store: Arc::new(DynamoDbStore::new(
+            t.dynamodb(),
+            auth_tests::unique("missing"),
+        )),
+        ..trail(&t)
+    };
+    let r = rotator(&t).with_trail(broken);
+    for step in [Step::Create, Step::Set, Step::Test] {
+        r.run(step, &t.secret_arn, &token).await.unwrap();
+    }
+    let failed = r.run(Step::Finish, &t.secret_arn, &token).await;
+    assert!(
+        matches!(&failed, Err(RotationError::Unrecorded { kid, .. }) if *kid == token),
+        "{failed:?}"
+    );
+    assert_eq!(
+        version_with(&t, "AWSCURRENT").await,
+        token,
+        "the new key is current all the same"
+    );
+    assert_eq!(rotation_events(&t).await, Vec::<Value>::new());
+
+    // Secrets Manager retries the step, this time with the table reachable.
+    let r = rotator(&t).with_trail(trail(&t));
+    r.run(Step::Finish, &t.secret_arn, &token).await.unwrap();
+    r.run(Step::Finish, &t.secret_arn, &token).await.unwrap();
+    let events = rotation_events(&t).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0]["changes"]["kid"],
+        json!({"old": old, "new": token}),
+        "the retry names the key it replaced"
+    );
+}
+
+#[tokio::test]
+async fn a_whole_rotation_run_at_once_records_its_event_with_the_trails_actor() {
+    let t = AwsTestApp::spawn().await;
+    let old = version_with(&t, "AWSCURRENT").await;
+    let operator = Trail {
+        actor: Actor::cli("ops@host"),
+        ..trail(&t)
+    };
+    let rotated = rotator(&t)
+        .with_trail(operator)
+        .rotate(&t.secret_arn, Pace::Spaced)
+        .await
+        .unwrap();
+    assert_eq!(rotated.replaced.as_deref(), Some(old.as_str()));
+    let events = rotation_events(&t).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0]["actor"],
+        json!({"kind": "cli", "id": "ops@host", "owner": null})
+    );
+    assert_eq!(
+        events[0]["changes"]["kid"],
+        json!({"old": old, "new": rotated.kid})
     );
 }
 

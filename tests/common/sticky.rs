@@ -164,6 +164,9 @@ impl Store for RevokeBeforeFirstSave {
     ) -> Result<(), StoreError> {
         self.inner.create_portal_link(link, event).await
     }
+    async fn record_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.inner.record_event(event).await
+    }
     async fn redeem_portal_link(
         &self,
         id: &str,

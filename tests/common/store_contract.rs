@@ -772,3 +772,40 @@ async fn of_many_concurrent_refreshes_of_one_token_exactly_one_wins() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_recorded_event_is_stored_once_however_often_it_is_recorded() {
+    for (name, store, _dir) in crate::backend::stores().await {
+        let k = key("k", 10);
+        let created = event_at(&k, 1_000);
+        assert!(store.create_key(&k, &created).await.unwrap(), "{name}");
+        let rotated =
+            AuditEvent::of_signing_key_rotation(Some("k0"), "k1", &auth_tests::stamp_at(2_000_000));
+        for _ in 0..3 {
+            store.record_event(&rotated).await.unwrap();
+        }
+        assert_eq!(
+            store.events_page(None, None, 10).await.unwrap(),
+            [rotated.clone(), created],
+            "{name}: once, newest first beside the key's event"
+        );
+        assert_eq!(
+            store
+                .events_page(None, Some(&rotated.id), 10)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{name}: paged past like any event"
+        );
+        let acme = Owner::parse("acme").unwrap();
+        assert!(
+            store
+                .events_page(Some(&acme), None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: an event of no owner is in no owner's listing"
+        );
+    }
+}

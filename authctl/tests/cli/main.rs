@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 
 use cases::{
     EXIT_CODES, a_forced_rotation_warns_what_it_breaks, a_second_rotation_is_refused_until,
-    bad_input_is_refused, keys_and_sessions_are_managed,
-    keys_are_updated_and_each_change_is_in_their_events,
+    a_signing_key_rotation_is_in_the_audit_trail_as_the_operators, bad_input_is_refused,
+    keys_and_sessions_are_managed, keys_are_updated_and_each_change_is_in_their_events,
     owners_and_metadata_are_kept_and_listed_by_owner, str_of,
 };
 use support::{Authctl, Run, authctl_path, output};
@@ -306,4 +306,9 @@ fn owners_and_metadata_are_kept_and_listed_by_owner_on_the_embedded_store() {
 #[test]
 fn keys_are_updated_and_each_change_is_in_their_events_on_the_embedded_store() {
     keys_are_updated_and_each_change_is_in_their_events(&Authctl::embedded());
+}
+
+#[test]
+fn a_local_rotation_is_in_the_audit_trail_as_the_operators() {
+    a_signing_key_rotation_is_in_the_audit_trail_as_the_operators(&Authctl::embedded());
 }

@@ -18,8 +18,8 @@ mod support;
 
 use cases::{
     NO_KEY, a_forced_rotation_warns_what_it_breaks, a_second_rotation_is_refused_until,
-    bad_input_is_refused, keys_and_sessions_are_managed,
-    keys_are_updated_and_each_change_is_in_their_events,
+    a_signing_key_rotation_is_in_the_audit_trail_as_the_operators, bad_input_is_refused,
+    keys_and_sessions_are_managed, keys_are_updated_and_each_change_is_in_their_events,
     owners_and_metadata_are_kept_and_listed_by_owner,
 };
 use support::{Authctl, output};
@@ -177,4 +177,9 @@ fn owners_and_metadata_are_kept_and_listed_by_owner_on_dynamodb() {
 #[test]
 fn keys_are_updated_and_each_change_is_in_their_events_on_dynamodb() {
     keys_are_updated_and_each_change_is_in_their_events(&Authctl::dynamodb());
+}
+
+#[test]
+fn a_rotation_on_dynamodb_is_in_the_audit_trail_as_the_operators() {
+    a_signing_key_rotation_is_in_the_audit_trail_as_the_operators(&Authctl::dynamodb());
 }

@@ -6,6 +6,8 @@
 
 use auth_shared::domain::api_key::ApiKey;
 use auth_shared::domain::rotation::rfc3339;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::support::Authctl;
@@ -376,4 +378,39 @@ pub fn a_forced_rotation_warns_what_it_breaks(authctl: &Authctl) {
             .contains("no longer verifies; tokens it signed are refused"),
         "{forced:?}"
     );
+}
+
+/// `rotate-signing-key` is one `signing_key.rotated` event in the audit
+/// trail, as `GET /admin/v1/events` shows it: by the operator (`cli`,
+/// `user@host`), naming the kid it replaced and the new one, never a key.
+pub fn a_signing_key_rotation_is_in_the_audit_trail_as_the_operators(authctl: &Authctl) {
+    let auditor = authctl.create_key("auditor", "admin:audit:read");
+    let server = authctl.serve(&[("SIGNING_KEY_CACHE_SECONDS", "0")]);
+    let token = server.login(str_of(&auditor, "api_key"), "audit");
+    let header = token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    let old = str_of(&header, "kid").to_owned();
+
+    let rotated = authctl.ok(&["rotate-signing-key"]).stdout;
+    let new = rotated
+        .strip_prefix("New signing key ")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no kid in {rotated}"));
+    let auth = format!("Bearer {token}");
+    let (status, body) = server.request("GET", "/admin/v1/events", &[("authorization", &auth)], "");
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<&Value> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "signing_key.rotated")
+        .collect();
+    assert_eq!(events.len(), 1, "{body}");
+    assert_eq!(events[0]["actor"]["kind"], "cli");
+    assert!(str_of(&events[0]["actor"], "id").contains('@'), "user@host");
+    assert_eq!(
+        events[0]["changes"],
+        json!({"kid": {"old": old, "new": new}})
+    );
+    assert_eq!(events[0]["key_id"], Value::Null);
 }

@@ -328,6 +328,19 @@ impl Store for DynamoDbStore {
         }
     }
 
+    async fn record_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        // Refused by its condition = stored by an earlier attempt.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode_event(event)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        landed(result).map(drop)
+    }
+
     async fn redeem_portal_link(
         &self,
         id: &str,

@@ -14,6 +14,11 @@
 //! - `testSecret`: sign and verify a probe token with the pending key.
 //! - `finishSecret`: move `AWSCURRENT` to the new version; Secrets Manager
 //!   moves `AWSPREVIOUS` to the old one, which keeps verifying live tokens.
+//!   With a [`Trail`], then record the `signing_key.rotated` event, also
+//!   when the version is current already: a finish that died between the
+//!   two, retried, writes the event it missed, and the event's id, made
+//!   from the new kid and its version's creation time, lets no retry write
+//!   a second one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,12 +31,14 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::domain::rotation::{Pace, Rotated, Spacing, TooSoon};
-
+use crate::aws::dynamodb::DynamoDbStore;
 use crate::aws::secrets::{CURRENT, PREVIOUS, SigningSecret};
-use crate::config::TokenPolicy;
+use crate::config::{AdminPolicy, ConfigError, TokenPolicy};
+use crate::domain::audit::{Actor, AuditEvent, Origin, Stamp};
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::keyring::SigningKey;
+use crate::domain::rotation::{Pace, Rotated, Spacing, TooSoon};
+use crate::domain::store::{Store, StoreError};
 use crate::domain::token::{self, Claims};
 
 /// The staging label of a version being rotated in.
@@ -91,6 +98,50 @@ pub enum RotationError {
     /// Too soon after the previous rotation.
     #[error(transparent)]
     TooSoon(#[from] TooSoon),
+    /// The new key is current, but its audit event was not written.
+    #[error(
+        "signing key {kid} is current, but its signing_key.rotated event was not written \
+         (a retried finishSecret writes it)"
+    )]
+    Unrecorded {
+        /// The new key's id.
+        kid: String,
+        /// Why the store refused.
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Where a [`Rotator`] records each rotation it finishes: the audit trail's
+/// store, who rotates, and for how many days the event is kept.
+#[derive(Clone)]
+pub struct Trail {
+    /// The store the events go to.
+    pub store: Arc<dyn Store>,
+    /// Who rotates: the rotation function, or the operator running `authctl`.
+    pub actor: Actor,
+    /// `AUDIT_RETENTION_DAYS`.
+    pub retention_days: u64,
+}
+
+impl Trail {
+    /// The rotation function's trail: the table `TABLE_NAME` through
+    /// `dynamodb`, the system actor named after the function
+    /// (`AWS_LAMBDA_FUNCTION_NAME`, `rotation` outside Lambda), events kept
+    /// `AUDIT_RETENTION_DAYS`; settings read through `lookup`.
+    pub fn of_function(
+        dynamodb: aws_sdk_dynamodb::Client,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let set = |name| lookup(name).filter(|v| !v.trim().is_empty());
+        let table = set("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let name = set("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "rotation".to_owned());
+        Ok(Self {
+            store: Arc::new(DynamoDbStore::new(dynamodb, table)),
+            actor: Actor::system(name),
+            retention_days: AdminPolicy::from_lookup(lookup)?.audit_retention_days,
+        })
+    }
 }
 
 /// Runs the rotation steps against one Secrets Manager client.
@@ -98,6 +149,7 @@ pub struct Rotator {
     client: Client,
     spacing: Spacing,
     clock: Arc<dyn Clock>,
+    trail: Option<Trail>,
 }
 
 impl Rotator {
@@ -107,6 +159,15 @@ impl Rotator {
             client,
             spacing,
             clock: Arc::new(SystemClock),
+            trail: None,
+        }
+    }
+
+    /// The same rotator recording each rotation it finishes in `trail`.
+    pub fn with_trail(self, trail: Trail) -> Self {
+        Self {
+            trail: Some(trail),
+            ..self
         }
     }
 
@@ -151,8 +212,15 @@ impl Rotator {
         let stages = self.stages(secret_id).await?;
         let of_token = stages.get(token).map(Vec::as_slice).unwrap_or_default();
         if of_token.iter().any(|s| s == CURRENT) {
-            // Already finished: every step is then a no-op.
-            return Ok(());
+            // Already finished: every step is then a no-op, but for the
+            // event of a finish that died before writing it.
+            return match step {
+                Step::Finish => {
+                    self.record(secret_id, token, labelled(&stages, PREVIOUS))
+                        .await
+                }
+                _ => Ok(()),
+            };
         }
         if step != Step::Create && !of_token.iter().any(|s| s == PENDING) {
             return Err(RotationError::State(format!(
@@ -163,20 +231,24 @@ impl Rotator {
             Step::Create => self.create(secret_id, token, &stages, pace).await,
             Step::Set => Ok(()),
             Step::Test => self.test(secret_id, token).await,
-            Step::Finish => self.finish(secret_id, token, &stages).await,
+            Step::Finish => {
+                let replaced = self.finish(secret_id, token, &stages).await?;
+                self.record(secret_id, token, Some(replaced)).await
+            }
         }
     }
 
     /// Runs all four steps with a fresh token, as Secrets Manager would.
     pub async fn rotate(&self, secret_id: &str, pace: Pace) -> Result<Rotated, RotationError> {
-        let dropped = labelled(&self.stages(secret_id).await?, PREVIOUS);
+        let stages = self.stages(secret_id).await?;
         let token = uuid::Uuid::new_v4().to_string();
         for step in Step::ALL {
             self.step(step, secret_id, &token, pace).await?;
         }
         Ok(Rotated {
             kid: token,
-            dropped,
+            replaced: labelled(&stages, CURRENT),
+            dropped: labelled(&stages, PREVIOUS),
         })
     }
 
@@ -209,7 +281,7 @@ impl Rotator {
         }
         // ListSecretVersionIds would do, but GetSecretValue's CreatedDate is
         // the one emulators fill in too.
-        let made = current.created.ok_or_else(|| {
+        let made = current.created_ms.map(|ms| ms / 1000).ok_or_else(|| {
             RotationError::State(format!("{CURRENT} has no creation date since 1970"))
         })?;
         let last = labelled(stages, PREVIOUS).map(|_| made);
@@ -264,12 +336,13 @@ impl Rotator {
         Ok(())
     }
 
+    /// Moves AWSCURRENT to `token`; the version it was on.
     async fn finish(
         &self,
         secret_id: &str,
         token: &str,
         stages: &HashMap<String, Vec<String>>,
-    ) -> Result<(), RotationError> {
+    ) -> Result<String, RotationError> {
         let current = labelled(stages, CURRENT)
             .ok_or_else(|| RotationError::State(format!("no version is {CURRENT}")))?;
         self.client
@@ -277,11 +350,50 @@ impl Rotator {
             .secret_id(secret_id)
             .version_stage(CURRENT)
             .move_to_version_id(token)
-            .remove_from_version_id(current)
+            .remove_from_version_id(&current)
             .send()
             .await
             .map_err(|e| RotationError::Backend(Box::new(e)))?;
-        Ok(())
+        Ok(current)
+    }
+
+    /// Writes the event of the rotation from `replaced` to the current
+    /// version `token`, if this rotator has a trail. A failed write fails
+    /// the finishSecret step although AWSCURRENT has moved: Secrets Manager
+    /// then retries the step, which finds the version current and writes
+    /// the event again, and the event's fixed id makes that safe.
+    async fn record(
+        &self,
+        secret_id: &str,
+        token: &str,
+        replaced: Option<String>,
+    ) -> Result<(), RotationError> {
+        let Some(trail) = &self.trail else {
+            return Ok(());
+        };
+        // The event's time is when the new version was made: every retry
+        // reads the same one, where the clock would give each its own id.
+        let made_ms = self
+            .value(secret_id, Some(token), CURRENT)
+            .await?
+            .and_then(|v| v.created_ms)
+            .ok_or_else(|| {
+                RotationError::State(format!("version {token} has no creation date since 1970"))
+            })?;
+        let stamp = Stamp {
+            origin: Origin::of(trail.actor.clone()),
+            now_ms: made_ms,
+            retention_days: trail.retention_days,
+        };
+        let event = AuditEvent::of_signing_key_rotation(replaced.as_deref(), token, &stamp);
+        trail
+            .store
+            .record_event(&event)
+            .await
+            .map_err(|source| RotationError::Unrecorded {
+                kid: token.to_owned(),
+                source,
+            })
     }
 
     /// The pending key of version `token`, or `None` when it holds no value yet.
@@ -322,9 +434,11 @@ impl Rotator {
                     })?;
                 Ok(Some(Version {
                     key: value.key,
-                    created: out
-                        .created_date()
-                        .and_then(|d| u64::try_from(d.secs()).ok()),
+                    created_ms: out.created_date().and_then(|d| {
+                        let secs = u64::try_from(d.secs()).ok()?;
+                        secs.checked_mul(1000)?
+                            .checked_add(u64::from(d.subsec_nanos() / 1_000_000))
+                    }),
                 }))
             }
             Err(e)
@@ -341,10 +455,10 @@ impl Rotator {
     }
 }
 
-/// A version's key and when it was made (Unix seconds).
+/// A version's key and when it was made (Unix milliseconds).
 struct Version {
     key: SecretString,
-    created: Option<u64>,
+    created_ms: Option<u64>,
 }
 
 /// The version holding `label`, if any.

@@ -1,9 +1,13 @@
 //! The audit trail: who changed a key, when and what, written by the store in
 //! the same transaction as the change itself (no change without its event,
-//! no event without its change) and never updated.
+//! no event without its change) and never updated. A signing-key rotation
+//! happens outside the store: its event is written after it, by a write that
+//! fails the rotation's last step until it lands and that its retries repeat
+//! without a second event.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::owner::Owner;
@@ -11,9 +15,9 @@ use crate::domain::owner::Owner;
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
-    /// `key` (a caller's API key), `cli` (`authctl`) or `portal`.
+    /// `key` (a caller's API key), `cli` (`authctl`), `portal` or `system`.
     pub kind: ActorKind,
-    /// The key id, or `user@host` for the CLI.
+    /// The key id, `user@host` for the CLI, the function's name for the system.
     pub id: String,
     /// The acting key's owner, when it has one.
     #[serde(default)]
@@ -30,6 +34,8 @@ pub enum ActorKind {
     Cli,
     /// A customer portal session.
     Portal,
+    /// The service itself, on a schedule: the signing-key rotation function.
+    System,
 }
 
 impl Actor {
@@ -48,6 +54,15 @@ impl Actor {
             kind: ActorKind::Portal,
             id: id.to_owned(),
             owner: Some(owner),
+        }
+    }
+
+    /// The service acting on its own, as the function `name` that acts.
+    pub fn system(name: impl Into<String>) -> Self {
+        Self {
+            kind: ActorKind::System,
+            id: name.into(),
+            owner: None,
         }
     }
 
@@ -208,6 +223,21 @@ impl AuditEvent {
         Self::new(action, (None, owner, 0), None, changes, stamp)
     }
 
+    /// The event of a rotation of the signing key from `old` (none when no
+    /// key was current) to `new`: the key ids, never a key. Its id is not
+    /// random but the stamp's time and a digest of `new`, so a retried
+    /// rotation step builds the very same event and the store keeps it once
+    /// ([`crate::domain::store::Store::record_event`]).
+    pub fn of_signing_key_rotation(old: Option<&str>, new: &str, stamp: &Stamp) -> Self {
+        let changes = Map::from_iter([("kid".to_owned(), json!({"old": old, "new": new}))]);
+        let mut event = Self::of_unkeyed(Action::SigningKeyRotated, None, changes, stamp);
+        let digest = Sha256::digest(format!("signing_key.rotated:{new}"));
+        // 128 bits, as many as the random ids carry: two kids never collide.
+        let digest = hex::encode(digest.get(..16).unwrap_or_default());
+        event.id = event_id(stamp.now_ms, 0, &digest);
+        event
+    }
+
     fn new(
         action: Action,
         (key_id, owner, version): (Option<&KeyId>, Option<&Owner>, u64),
@@ -216,15 +246,9 @@ impl AuditEvent {
         stamp: &Stamp,
     ) -> Self {
         let (origin, now_ms) = (&stamp.origin, stamp.now_ms);
-        // Time first, so ids sort as events happened; then the key version
-        // the change writes, so one key's events of one millisecond keep
-        // their order; the random rest keeps other keys' events apart.
-        let id = format!(
-            "{now_ms:015}-{version:010}-{}",
-            uuid::Uuid::new_v4().simple()
-        );
+        let random = uuid::Uuid::new_v4().simple().to_string();
         Self {
-            id,
+            id: event_id(now_ms, version, &random),
             time_ms: now_ms,
             action,
             actor: origin.actor.clone(),
@@ -237,6 +261,13 @@ impl AuditEvent {
             ttl: (now_ms / 1000).saturating_add(stamp.retention_days.saturating_mul(86_400)),
         }
     }
+}
+
+/// An event id. Time first, so ids sort as events happened; then the key
+/// version the change writes, so one key's events of one millisecond keep
+/// their order; the `unique` rest (32 hex digits) keeps other events apart.
+fn event_id(now_ms: u64, version: u64, unique: &str) -> String {
+    format!("{now_ms:015}-{version:010}-{unique}")
 }
 
 /// The fields an event names, old and new; secrets and hashes never.
@@ -336,6 +367,43 @@ mod tests {
         assert_eq!(
             AuditEvent::of_change(Some(&before), &used, &stamp(1, 1)),
             None
+        );
+    }
+
+    #[test]
+    fn a_rotation_event_names_both_kids_and_its_id_is_the_same_each_time_it_is_built() {
+        let at = |ms| stamp(ms, 400);
+        let first = AuditEvent::of_signing_key_rotation(Some("k0"), "k1", &at(9_000));
+        assert_eq!(first.action, Action::SigningKeyRotated);
+        assert_eq!(
+            first.changes,
+            Map::from_iter([("kid".into(), json!({"old": "k0", "new": "k1"}))])
+        );
+        assert_eq!((first.key_id.clone(), first.owner.clone()), (None, None));
+        assert_eq!(
+            AuditEvent::of_signing_key_rotation(Some("k0"), "k1", &at(9_000)),
+            first,
+            "a retry builds the same event"
+        );
+        let other = AuditEvent::of_signing_key_rotation(Some("k1"), "k2", &at(9_000));
+        assert_ne!(other.id, first.id, "another kid, another event");
+        let later = AuditEvent::of_signing_key_rotation(Some("k1"), "k2", &at(9_001));
+        assert!(later.id > other.id, "ids still sort by time");
+        assert_eq!(first.id.len(), created().id.len(), "the shape of every id");
+        let none = AuditEvent::of_signing_key_rotation(None, "k1", &at(9_000));
+        assert_eq!(none.changes["kid"], json!({"old": null, "new": "k1"}));
+    }
+
+    fn created() -> AuditEvent {
+        AuditEvent::of_change(None, &record(), &stamp(9_000, 400)).unwrap()
+    }
+
+    #[test]
+    fn a_system_actor_is_serialized_as_system() {
+        let actor = Actor::system("auth-rotate");
+        assert_eq!(
+            serde_json::to_value(&actor).unwrap(),
+            json!({"kind": "system", "id": "auth-rotate", "owner": null})
         );
     }
 

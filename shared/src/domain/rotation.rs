@@ -124,6 +124,8 @@ pub fn rfc3339(unix: u64) -> String {
 pub struct Rotated {
     /// The new current key's id.
     pub kid: String,
+    /// The key that was current and now only verifies, if any.
+    pub replaced: Option<String>,
     /// The key that no longer verifies (the previous previous one), if any.
     pub dropped: Option<String>,
 }

@@ -341,6 +341,12 @@ pub trait Store: Send + Sync {
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
 
+    /// Stores `event`, of a change made outside the store (a signing-key
+    /// rotation), on its own and at most once: an event whose id is stored
+    /// already is left as it is and is no error, so a retried change may
+    /// record its event again.
+    async fn record_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
     /// Opens the session of the link `id` until `until`, if the link exists,
     /// was never redeemed and has not expired at `now`: one conditional
     /// write, so a code works once even when tried twice at the same time.

@@ -287,6 +287,14 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn record_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        if !tables.events.iter().any(|e| e.id == event.id) {
+            tables.events.push(event.clone());
+        }
+        Ok(())
+    }
+
     async fn redeem_portal_link(
         &self,
         id: &str,
@@ -431,6 +439,10 @@ impl Store for DownStore {
     }
 
     async fn create_portal_link(&self, _: &PortalLink, _: &AuditEvent) -> Result<(), StoreError> {
+        self.fail(None).await
+    }
+
+    async fn record_event(&self, _: &AuditEvent) -> Result<(), StoreError> {
         self.fail(None).await
     }
 
@@ -612,4 +624,23 @@ pub(crate) fn failure<T>(result: Result<T, Error>) -> Error {
 /// The value of a use case that had to succeed, with the error's chain otherwise.
 pub(crate) fn success<T>(result: Result<T, Error>) -> T {
     result.unwrap_or_else(|e| panic!("expected a success, got {}", e.source_chain()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_a_recorded_event_once_and_a_down_one_fails() {
+        let event = AuditEvent::of_signing_key_rotation(Some("k0"), "k1", &stamp_at(5_000));
+        let store = MemoryStore::default();
+        for _ in 0..2 {
+            store.record_event(&event).await.unwrap();
+        }
+        assert!(matches!(
+            DownStore(Outage::Refuses).record_event(&event).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(store.events_page(None, None, 10).await.unwrap(), [event]);
+    }
 }

@@ -101,6 +101,7 @@ impl LocalKeySource {
         let current = fresh(now)?;
         let rotated = Rotated {
             kid: current.kid.clone(),
+            replaced: Some(old.current.kid.clone()),
             dropped: old.previous.map(|k| k.kid),
         };
         let file = KeyFile {

@@ -608,6 +608,12 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn record_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        durably(&*self.writer().await, |conn| {
+            insert_event(conn, event, Conflict::Keep)
+        })
+    }
+
     async fn redeem_portal_link(
         &self,
         id: &str,
@@ -906,9 +912,36 @@ fn logged(
     if write(&tx)? != 1 {
         return Ok(false);
     }
+    insert_event(&tx, event, Conflict::Fail)?;
+    tx.commit().map_err(unavailable)?;
+    Ok(true)
+}
+
+/// What [`insert_event`] does with an event whose id is stored already.
+#[derive(Clone, Copy)]
+enum Conflict {
+    /// Fails: the id was meant to be new.
+    Fail,
+    /// Keeps the stored one: a retry recording the same event.
+    Keep,
+}
+
+fn insert_event(
+    conn: &Connection,
+    event: &AuditEvent,
+    conflict: Conflict,
+) -> Result<(), StoreError> {
     let record = serde_json::to_string(event).map_err(|e| StoreError::Internal(e.to_string()))?;
-    tx.execute(
-        "INSERT INTO events (key_id, id, ttl, record, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+    let sql = match conflict {
+        Conflict::Fail => {
+            "INSERT INTO events (key_id, id, ttl, record, owner) VALUES (?1, ?2, ?3, ?4, ?5)"
+        }
+        Conflict::Keep => {
+            "INSERT OR IGNORE INTO events (key_id, id, ttl, record, owner) VALUES (?1, ?2, ?3, ?4, ?5)"
+        }
+    };
+    conn.execute(
+        sql,
         params![
             // An event of no key sits under the empty id, which no key has.
             event.key_id.as_ref().map_or("", KeyId::as_str),
@@ -919,8 +952,7 @@ fn logged(
         ],
     )
     .map_err(unavailable)?;
-    tx.commit().map_err(unavailable)?;
-    Ok(true)
+    Ok(())
 }
 
 /// The `record` column of every row `sql` selects with `params`, decoded by `decode`.
@@ -1004,5 +1036,31 @@ impl std::fmt::Display for SharedError {
 impl std::error::Error for SharedError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(self.0.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::audit::{Actor, Origin, Stamp};
+
+    #[tokio::test]
+    async fn a_recorded_event_is_kept_once_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.db");
+        let stamp = Stamp {
+            origin: Origin::of(Actor::system("rotation")),
+            now_ms: 5_000,
+            retention_days: 400,
+        };
+        let event = AuditEvent::of_signing_key_rotation(None, "k1", &stamp);
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.record_event(&event).await.unwrap();
+            store.record_event(&event).await.unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        store.record_event(&event).await.unwrap();
+        assert_eq!(store.events_page(None, None, 10).await.unwrap(), [event]);
     }
 }
