@@ -33,7 +33,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -64,7 +64,8 @@ struct Site {
 }
 
 /// Serves until Ctrl-C or SIGTERM. The `listening on` line comes last, once
-/// the starter key (if any) is printed: from then on requests are answered.
+/// the starter and console keys (if any) and the console's address are
+/// printed: from then on requests are answered.
 pub async fn run(backend: &BackendArgs, args: ServeArgs) -> Result<(), CliError> {
     tracing::subscriber::set_global_default(auth_shared::telemetry::subscriber(std::io::stderr))
         .ok();
@@ -158,12 +159,12 @@ async fn app(backend: &BackendArgs, addr: SocketAddr) -> Result<App, CliError> {
     .with_admin(admin))
 }
 
-/// The scopes of the console's starter key: every admin scope, so it can
+/// The scopes of the console key: every admin scope, so it can
 /// sign in to the console in operator mode and hand out portal links.
 const CONSOLE_SCOPES: &str = "admin:keys:read admin:keys:write admin:audit:read admin:portal";
 
-/// A new key of the operator's named `name` with `scopes`: its secret, to print once.
-async fn new_key(app: &App, name: &str, scopes: &str) -> Result<String, CliError> {
+/// A new key of the operator's named `name` with `scopes`, to print once.
+async fn new_key(app: &App, name: &str, scopes: &str) -> Result<SecretString, CliError> {
     let scopes = Scopes::parse(scopes).map_err(|e| CliError::Failed(e.to_string()))?;
     let new = NewKey {
         name: name.into(),
@@ -173,11 +174,12 @@ async fn new_key(app: &App, name: &str, scopes: &str) -> Result<String, CliError
         expires_at: None,
     };
     let (key, _) = admin::create(app.store.as_ref(), new, &keys::operator()?).await?;
-    Ok(key.expose().expose_secret().to_owned())
+    Ok(key.expose())
 }
 
 async fn starter_key(app: &App, addr: SocketAddr) -> Result<(), CliError> {
     let key = new_key(app, "starter", "read write").await?;
+    let key = key.expose_secret();
     let base = format!("http://{addr}");
     println!(
         "
@@ -203,6 +205,7 @@ More keys: authctl keys create --name NAME --scopes \"read\"   (Ctrl-C stops the
 /// starter key (scripts that read the banner take its first key).
 async fn console_key(app: &App) -> Result<(), CliError> {
     let key = new_key(app, "console", CONSOLE_SCOPES).await?;
+    let key = key.expose_secret();
     println!(
         "A console key (scopes \"{CONSOLE_SCOPES}\") was created to sign in to the console \
          with; it is shown only now:

@@ -4,7 +4,6 @@ counted in the server's own request log. The client is imported from
 clients/python/src, as it is in the repository (no install step)."""
 
 import asyncio
-import json
 import os
 import queue
 import re
@@ -21,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "clients" / "python" / "src"))
 
 import bearer_auth  # noqa: E402
+from request_log import answered  # noqa: E402
 
 API_KEY = re.compile(r"\bbauth_[0-9a-f]{16}_[0-9a-f]{64}_[0-9a-f]{8}\b")
 TOKEN_TTL = 60
@@ -78,17 +78,8 @@ class Server:
         os.kill(self.process.pid, signal.SIGCONT)
 
     def count(self, route):
-        """Requests to `route` it answered, from its request log: one JSON
-        line per request, written before the answer goes out."""
-        seen = 0
-        for log in self._logs:
-            for line in log.read_text().splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                seen += entry.get("message") == "request" and entry.get("route") == route
-        return seen
+        """Requests to `route` it answered, from its request logs."""
+        return sum(answered(log, route) for log in self._logs)
 
     def verify(self, token):
         """`GET /auth/verify` with `token`: status and body."""

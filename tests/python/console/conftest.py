@@ -21,6 +21,8 @@ from selenium.common.exceptions import StaleElementReferenceException, WebDriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from request_log import answered
+
 API_KEY = re.compile(r"\bbauth_[0-9a-f]{16}_[0-9a-f]{64}_[0-9a-f]{8}\b")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -138,17 +140,8 @@ class Server:
         return answer["url"]
 
     def count(self, route):
-        """Requests answered on `route` (the log's label, e.g. "/console"),
-        from the JSON request log: one line per request, written before the
-        answer goes out."""
-        seen = 0
-        for line in self.log.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            seen += entry.get("message") == "request" and entry.get("route") == route
-        return seen
+        """Requests answered on `route` (the log's label, e.g. "/console")."""
+        return answered(self.log, route)
 
 
 def read_banner(process):

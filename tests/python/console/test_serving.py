@@ -36,6 +36,7 @@ def test_the_page_loads_nothing_from_another_origin(server, page):
     assert f"{server.console}app.js" in requested, requested
     assert f"{server.console}console.css" in requested, requested
     assert [url for url in requested if not url.startswith(f"{server.base}/")] == []
+    assert server.count("/console") == len([url for url in requested if url.startswith(server.console)])
     page.shot("served")
 
 
