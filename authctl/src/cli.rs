@@ -79,7 +79,9 @@ pub enum Command {
     /// List and revoke the sessions of a key.
     #[command(subcommand)]
     Sessions(SessionsCommand),
-    /// Show the audit trail of a key, newest first: who changed what, when.
+    /// Show the audit trail, newest first: who changed what, when. Of one key,
+    /// of one owner (`--owner`), or everything (signing-key rotations and
+    /// portal links included).
     Events(EventsArgs),
     /// Create the DynamoDB table and the signing secret (emulators, dev accounts).
     Setup(SetupArgs),
@@ -97,8 +99,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// The key id.
-    pub key_id: String,
+    /// The key id; without it, every event (of `--owner` when given).
+    pub key_id: Option<String>,
+    /// Only the events of this owner's keys and portal links.
+    #[arg(long, conflicts_with = "key_id")]
+    pub owner: Option<String>,
     /// Events at most (1 to 1000).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub limit: u16,

@@ -175,13 +175,24 @@ fn parse_meta(text: &str) -> Result<Meta, CliError> {
     Meta::new(value).map_err(|e| CliError::Invalid(format!("bad --meta: {e}")))
 }
 
-/// `authctl events KEY_ID`: the key's audit trail, newest first.
+/// `authctl events [KEY_ID | --owner OWNER]`: the audit trail, newest first.
 pub async fn events(backend: &BackendArgs, args: EventsArgs) -> Result<(), CliError> {
     let store = backend.store().await?;
-    let record = existing(store.as_ref(), &args.key_id).await?;
-    let events = store
-        .key_events(&record.id, None, usize::from(args.limit))
-        .await?;
+    let limit = usize::from(args.limit);
+    let events = match (&args.key_id, &args.owner) {
+        (Some(id), _) => {
+            let record = existing(store.as_ref(), id).await?;
+            store.key_events(&record.id, None, limit).await?
+        }
+        (None, owner) => {
+            let owner = owner
+                .as_deref()
+                .map(Owner::parse)
+                .transpose()
+                .map_err(|e| CliError::Invalid(format!("bad --owner: {e}")))?;
+            store.events_page(owner.as_ref(), None, limit).await?
+        }
+    };
     if !args.json {
         println!("{:<20}  {:<17}  {:<30}  CHANGES", "TIME", "ACTION", "ACTOR");
     }

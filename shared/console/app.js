@@ -405,19 +405,27 @@ function loadActivity(key, container) {
       h("tbody", {}, events.map((e) => h("tr", {},
         h("td", {}, when(e.time)),
         h("td", {}, e.action),
-        h("td", {}, `${e.actor.kind} ${e.actor.id}`),
+        h("td", {}, actor(e.actor)),
         h("td", {}, h("code", {}, changes(e.changes)))))))));
   });
 }
 
-/** `{"scopes": {"old": "a", "new": "b"}}` as `scopes: a → b`. */
+/** Who acted: a key by its id, a portal session by its customer (its link id says nothing to a reader). */
+function actor(who) {
+  return who.kind === "portal" && who.owner ? `portal (${who.owner})` : `${who.kind} ${who.id}`;
+}
+
+/** `{"scopes": {"old": "a", "new": "b"}}` as `scopes: "a" → "b"`; times in seconds as dates. */
 function changes(value) {
   if (!value || typeof value !== "object") return "";
+  const shown = (name, v) => (typeof v === "number" && /_(at|until)$/.test(name) && v > 1e9 && v < 1e11
+    ? when(new Date(v * 1000).toISOString())
+    : JSON.stringify(v ?? null));
   return Object.entries(value).map(([name, change]) => {
     if (change && typeof change === "object" && ("old" in change || "new" in change)) {
-      return `${name}: ${JSON.stringify(change.old ?? null)} → ${JSON.stringify(change.new ?? null)}`;
+      return `${name}: ${shown(name, change.old)} → ${shown(name, change.new)}`;
     }
-    return `${name}: ${JSON.stringify(change)}`;
+    return `${name}: ${shown(name, change)}`;
   }).join("; ");
 }
 

@@ -227,6 +227,12 @@ pub fn bad_input_is_refused(authctl: &Authctl) {
             "bad --meta",
         ),
         (&["keys", "list", "--owner", ""], 1, "bad --owner"),
+        (&["events", "--owner", "a b"], 1, "bad --owner"),
+        (
+            &["events", "0123456789abcdef", "--owner", "acme"],
+            2,
+            "cannot be used with",
+        ),
         (&["keys", "frobnicate"], 2, "unrecognized subcommand"),
         (&["serve", "--addr", "localhost"], 2, "invalid value"),
     ];
@@ -413,4 +419,16 @@ pub fn a_signing_key_rotation_is_in_the_audit_trail_as_the_operators(authctl: &A
         json!({"kid": {"old": old, "new": new}})
     );
     assert_eq!(events[0]["key_id"], Value::Null);
+
+    // authctl itself lists it too: it is in the whole trail, not any key's or owner's.
+    let all = authctl.ok(&["events", "--json"]).stdout;
+    let rotations: Vec<Value> = all
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["action"] == "signing_key.rotated")
+        .collect();
+    assert_eq!(rotations.len(), 1, "{all}");
+    assert_eq!(rotations[0]["changes"], events[0]["changes"]);
+    let owners = authctl.ok(&["events", "--owner", "acme", "--json"]).stdout;
+    assert!(!owners.contains("signing_key.rotated"), "{owners}");
 }

@@ -166,7 +166,7 @@ def test_the_portal_rotates_revokes_and_shows_its_activity_by_portal(page, porta
     page.until("revoked", lambda: not page.present("button", "Revoke"))
     assert server.api("GET", "/auth/verify", token=token)[0] == 401
     activity = page.role("table", "Activity").text
-    assert "key.revoked" in activity and "key.rotated" in activity and "portal " in activity
+    assert "key.revoked" in activity and "key.rotated" in activity and "portal (acme)" in activity
     page.shot("portal-activity")
     events = server.api("GET", f"/admin/v1/events?key_id={key['key']['key_id']}", token=server.root_token())[1]["events"]
     assert [e["actor"]["kind"] for e in events[:2]] == ["portal", "portal"]
