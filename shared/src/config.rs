@@ -23,6 +23,9 @@ pub struct TokenPolicy {
     pub audience: Option<String>,
     /// Live sessions a key may hold at once (`MAX_SESSIONS_PER_KEY`).
     pub max_sessions_per_key: u64,
+    /// How long verify may reuse a key and session state it read, the
+    /// revocation delay (`VERIFY_CACHE_SECONDS`, 0 to 10); 0 reads every time.
+    pub verify_cache_seconds: u64,
 }
 
 impl TokenPolicy {
@@ -35,6 +38,7 @@ impl TokenPolicy {
             issuer: issuer.into(),
             audience: None,
             max_sessions_per_key: 1000,
+            verify_cache_seconds: 0,
         }
     }
 }
@@ -208,6 +212,11 @@ impl TokenPolicy {
             issuer: env.required("ISSUER")?,
             audience: env.optional("AUDIENCE"),
             max_sessions_per_key: env.number("MAX_SESSIONS_PER_KEY", 1000, 1..=10_000_000)?,
+            verify_cache_seconds: env.number(
+                "VERIFY_CACHE_SECONDS",
+                0,
+                0..=crate::domain::verify_cache::MAX_SECONDS,
+            )?,
         })
     }
 }
@@ -277,6 +286,7 @@ mod tests {
         assert_eq!(c.signing_key_cache, Duration::from_secs(300));
         assert_eq!(c.tokens.audience, None);
         assert_eq!(c.tokens.max_sessions_per_key, 1000);
+        assert_eq!(c.tokens.verify_cache_seconds, 0, "strict by default");
         assert_eq!(c.admin, AdminPolicy::default());
         assert_eq!(c.admin.audit_retention_days, 400);
         assert_eq!(c.admin.portal_max_keys, 20);
@@ -326,13 +336,15 @@ mod tests {
     }
 
     #[test]
-    fn audit_retention_and_the_portal_cap_are_range_checked() {
+    fn audit_retention_the_portal_cap_and_the_verify_cache_are_range_checked() {
         for (name, value, ok) in [
             ("AUDIT_RETENTION_DAYS", "1", true),
             ("AUDIT_RETENTION_DAYS", "0", false),
             ("AUDIT_RETENTION_DAYS", "3651", false),
             ("PORTAL_MAX_KEYS", "1000", true),
             ("PORTAL_MAX_KEYS", "0", false),
+            ("VERIFY_CACHE_SECONDS", "10", true),
+            ("VERIFY_CACHE_SECONDS", "11", false),
         ] {
             let mut vars = BASE.to_vec();
             vars.push((name, value));

@@ -4,10 +4,12 @@
 
 use auth_shared::aws::calls::{AwsCalls, CallCount};
 use auth_shared::aws::rotation::Rotator;
+use auth_shared::config::TokenPolicy;
 use auth_shared::domain::api_key::{ApiKey, KeyId};
 use auth_shared::domain::rotation::{Pace, Spacing};
 use auth_shared::domain::usage;
 use auth_shared::telemetry::Audit;
+use auth_tests::ISSUER;
 use auth_tests::aws::AwsTestApp;
 use auth_tests::expect::key_id;
 use secrecy::ExposeSecret;
@@ -116,6 +118,32 @@ async fn each_operation_stays_within_its_aws_call_budget() {
         .await,
         (3, 0),
         "revoking the key: the key read, one conditional write, the count of what ended"
+    );
+}
+
+#[tokio::test]
+async fn with_a_verify_cache_a_verify_within_it_costs_no_aws_call() {
+    let t = AwsTestApp::spawn_with(TokenPolicy {
+        verify_cache_seconds: 5,
+        ..TokenPolicy::with_issuer(ISSUER)
+    })
+    .await;
+    let key = t.create_key("read").await;
+    mark_used(&t, &key).await;
+    let token = t.token(&key, "a").await;
+    let verify = || t.verify(&token, Some("read"));
+    assert_eq!(
+        calls_of(&t.calls, verify()).await,
+        (1, 0),
+        "the first reads"
+    );
+    t.clock.advance(4);
+    assert_eq!(calls_of(&t.calls, verify()).await, (0, 0), "reused");
+    t.clock.advance(1);
+    assert_eq!(
+        calls_of(&t.calls, verify()).await,
+        (1, 0),
+        "as old as the setting: read again"
     );
 }
 

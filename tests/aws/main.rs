@@ -32,6 +32,8 @@ mod portal;
 mod sticky;
 #[path = "../common/store_contract.rs"]
 mod store_contract;
+#[path = "../common/verify_cache.rs"]
+mod verify_cache;
 
 /// The store the shared tests run on here: DynamoDB, a fresh table in moto.
 mod backend {

@@ -37,6 +37,8 @@ mod portal;
 mod sticky;
 #[path = "../common/store_contract.rs"]
 mod store_contract;
+#[path = "../common/verify_cache.rs"]
+mod verify_cache;
 
 /// The store the shared tests run on here: SQLite in a temporary directory.
 mod backend {

@@ -9,6 +9,7 @@ use crate::domain::clock::{Clock, ClockError};
 use crate::domain::keyring::{KeyRing, KeySource};
 use crate::domain::store::Store;
 use crate::domain::usage::UsageMarks;
+use crate::domain::verify_cache::VerifyCache;
 
 /// Everything the use cases need: token rules, the store, the signing keys and a clock.
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Which keys' last use this environment has written lately.
     pub usage: Arc<UsageMarks>,
+    /// Key and session states verify may reuse (`VERIFY_CACHE_SECONDS`).
+    pub verify_cache: Arc<VerifyCache>,
 }
 
 impl App {
@@ -39,6 +42,7 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            verify_cache: Arc::new(VerifyCache::new(policy.verify_cache_seconds)),
             policy,
             admin: AdminPolicy::default(),
             store,

@@ -27,6 +27,7 @@ pub(crate) mod testing;
 pub mod token;
 pub mod usage;
 pub mod verify;
+pub mod verify_cache;
 
 pub use app::App;
 pub use error::Error;

@@ -57,7 +57,15 @@ pub async fn verify_authentic(
     audit.key_id = Some(claims.sub.clone());
     audit.session_id = Some(claims.sid.clone());
     let (key, session) = owner(&claims)?;
+    let read_ms = app.clock.now_ms()?;
+    // Only a yes is reused (see verify_cache): a refusal is read again.
+    if let Some(state) = app.verify_cache.fresh(&key, &session, read_ms)
+        && let Ok(verified) = backed(claims.clone(), state, required, app.clock.now()?)
+    {
+        return Ok(verified);
+    }
     let state = app.store.key_and_session(&key, &session).await?;
+    app.verify_cache.keep(&key, &session, &state, read_ms);
     let last_used_at = state.0.as_ref().and_then(|r| r.last_used_at);
     let now = app.clock.now()?;
     let verified = backed(claims, state, required, now)?;
