@@ -79,7 +79,7 @@ pub async fn run(backend: &BackendArgs, args: ServeArgs) -> Result<(), CliError>
     println!("authctl serve: {}", backend.describe());
     if backend.table.is_none() && app.store.keys_page(None, None, 1).await?.is_empty() {
         starter_key(&app, addr).await?;
-        console_key(&app).await?;
+        console_key(&app, addr).await?;
     }
     let stop = stop_signal()?;
     tokio::pin!(stop);
@@ -203,14 +203,19 @@ More keys: authctl keys create --name NAME --scopes \"read\"   (Ctrl-C stops the
 
 /// The root key an operator signs in to the console with, printed after the
 /// starter key (scripts that read the banner take its first key).
-async fn console_key(app: &App) -> Result<(), CliError> {
+async fn console_key(app: &App, addr: SocketAddr) -> Result<(), CliError> {
     let key = new_key(app, "console", CONSOLE_SCOPES).await?;
     let key = key.expose_secret();
+    let base = format!("http://{addr}");
     println!(
         "A console key (scopes \"{CONSOLE_SCOPES}\") was created to sign in to the console \
          with; it is shown only now:
 
   {key}
+
+A one-time customer portal link for the customer \"acme\" (open the url it prints within 5 minutes):
+
+  curl -s {base}/admin/v1/portal-sessions -H 'content-type: application/json' -H \"authorization: Bearer $(curl -s {base}/auth/login -H 'content-type: application/json' -d '{{\"api_key\": \"{key}\", \"session_id\": \"portal-links\"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\" -d '{{\"owner\": \"acme\", \"allowed_scopes\": \"read write\"}}'
 "
     );
     Ok(())

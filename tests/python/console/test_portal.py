@@ -3,6 +3,8 @@ links made through the management API as a provider's backend would, and
 what the customer can and cannot do with them, in the page and through the
 API directly with the portal token."""
 
+import json
+import subprocess
 import time
 from urllib.parse import urlsplit
 
@@ -184,3 +186,16 @@ def test_portal_sign_out_ends_the_portal_token(page, portal_server):
     assert "signed out" in page.text()
     assert page.role("link", "Get a new link").get_attribute("href") == RETURN
     assert server.api("GET", f"/admin/v1/keys/{key}", token=token)[0] == 401
+
+
+def test_the_portal_line_serve_prints_makes_a_link_that_opens_acmes_portal(page, server):
+    """The quick start's way in: the curl line of the banner, run as printed."""
+    [line] = [l.strip() for l in server.printed.splitlines() if "/admin/v1/portal-sessions" in l]
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    url = json.loads(done.stdout)["url"]
+    assert url.startswith(f"{server.base}/console/portal#code=")
+    make_key(server, "acme-prod", "acme")
+    page.open(url)
+    page.role("heading", "API keys")
+    assert names(page) == ["acme-prod"]
