@@ -24,6 +24,7 @@ mod owner;
 mod revoke;
 mod smoke;
 mod sqlite;
+mod template;
 mod verify;
 
 // Run by both layers, each on its own backend.
