@@ -336,3 +336,12 @@ def test_an_operator_edits_a_keys_name_scopes_and_metadata(page, server):
     page.click("button", "Save")
     assert page.alert()
     assert server.api("GET", f"/admin/v1/keys/{key_id}", token=server.root_token())[1]["scopes"] == "admin:keys:write read"
+
+
+def test_when_the_token_expires_the_page_asks_to_sign_in_again(page, serve):
+    """The shortest token the service issues lives 60 s; the page watches it."""
+    server = serve(TOKEN_TTL_SECONDS="60", REFRESH_WINDOW_SECONDS="0")
+    sign_in(page, server)
+    page.role("heading", "Sign in", timeout=120)
+    assert "expired" in page.alert()
+    assert not page.present("button", "Sign out")
