@@ -12,6 +12,11 @@
 -- every request can open a new session. Requests without it are formatted
 -- once, up front, so that the generator's own cost stays the same for every
 -- server under test.
+--
+-- In those per-request bodies, "{key}" becomes an API key and, in their
+-- headers, "{basic}" a Basic authorization of it: one key after another of
+-- the file BENCH_KEYS names (one "API_KEY Basic ..." line per key), so that no
+-- key holds more live sessions than a key may (MAX_SESSIONS_PER_KEY).
 
 local specs = {}
 
@@ -54,6 +59,15 @@ function setup(thread)
   threads[#threads + 1] = thread
 end
 
+local keys = {}
+local keys_file = os.getenv("BENCH_KEYS")
+if keys_file and keys_file ~= "" then
+  for line in io.lines(keys_file) do
+    local api_key, basic = line:match("^(%S+)%s+(.+)$")
+    if api_key then keys[#keys + 1] = { api_key = api_key, basic = basic } end
+  end
+end
+
 local schedule = {}
 local counter = 0
 local position = 0
@@ -88,7 +102,16 @@ else
     counter = counter + 1
     local n = thread_id .. "-" .. counter
     local body = spec.body:gsub("{n}", n)
-    return wrk.format(spec.method, spec.path, spec.headers, body)
+    local headers = spec.headers
+    if #keys > 0 then
+      local key = keys[counter % #keys + 1]
+      body = body:gsub("{key}", key.api_key)
+      headers = {}
+      for name, value in pairs(spec.headers) do
+        headers[name] = value:gsub("{basic}", key.basic)
+      end
+    end
+    return wrk.format(spec.method, spec.path, headers, body)
   end
 end
 

@@ -127,6 +127,10 @@ const MIGRATIONS: &[&str] = &[
         record TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX portal_links_by_ttl ON portal_links (ttl);",
+    // The session cap (MAX_SESSIONS_PER_KEY) reads the times of every live
+    // session of a key on each login that opens one: from this index alone,
+    // not the rows with their JSON records, up to 1000 of them a login.
+    "CREATE INDEX sessions_live_times ON sessions (key_id, exp, minted_ms);",
 ];
 
 /// The most each connection caches, in KiB (SQLite's negative form): enough
