@@ -1,9 +1,14 @@
-//! The DynamoDB backend: one table, keys and sessions side by side.
+//! The DynamoDB backend: one table of keys, sessions and events.
 //!
-//! | pk         | sk                   | holds |
-//! |------------|----------------------|-------|
-//! | `KEY#<id>` | `KEY`                | name, secret hash(es), scopes, status, created_at, expires_at, sessions_revoked_before, version |
-//! | `KEY#<id>` | `SESSION#<session>`  | current token's claims, kid and minted_ms, predecessor's (`prev_*`), `ttl` |
+//! | pk                          | sk        | holds |
+//! |-----------------------------|-----------|-------|
+//! | `KEY#<id>`                  | `KEY`     | name, secret hash(es), scopes, status, created_at, expires_at, sessions_revoked_before, version |
+//! | `KEY#<id>`                  | `EVENT#<id>` | an audit event of the key |
+//! | `SESSION#<id>#<session>`    | `SESSION` | current token's claims, kid and minted_ms, predecessor's (`prev_*`), `ttl`, and `sessions_pk`/`sessions_sk` (the key id and session id) |
+//!
+//! Each session is a partition of its own, apart from its key's, so a busy
+//! key's sessions spread over the table; a key's sessions are listed through
+//! the index [`SESSIONS_INDEX`].
 //!
 //! Every key write is conditional on the `version` it read and writes the
 //! next one, so no write built from an older read (a rotation racing a
@@ -44,6 +49,7 @@ const UNPROCESSED_ATTEMPTS: u32 = 4;
 pub struct DynamoDbStore {
     client: Client,
     table: String,
+    session_page: Option<i32>,
 }
 
 impl DynamoDbStore {
@@ -52,7 +58,16 @@ impl DynamoDbStore {
         Self {
             client,
             table: table.into(),
+            session_page: None,
         }
+    }
+
+    /// Lists a key's sessions in pages of at most `items` (by default
+    /// DynamoDB's own, 1 MB): for tests, which cannot afford a megabyte of
+    /// sessions to show that every page is read.
+    pub fn with_session_page(mut self, items: u16) -> Self {
+        self.session_page = Some(i32::from(items));
+        self
     }
 
     /// The table name.
@@ -109,25 +124,29 @@ impl DynamoDbStore {
             .iter()
             .map(|k| primary(key_pk(k), KEY_SK.into()))
             .collect();
-        asked.push(primary(key_pk(key), session_sk(session)));
+        asked.push(primary(session_pk(key, session), SESSION_SK.into()));
         let mut records = Vec::new();
         let mut stored = None;
         for item in &self.batch_get(asked).await? {
-            match item
-                .get("sk")
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-            {
-                Some(KEY_SK) => records.push(decode_key(item)?),
-                Some(_) => stored = Some(decode_session(item)?),
-                None => return Err(StoreError::Internal("item without sk".into())),
+            match get_s(item, "sk")? {
+                KEY_SK => records.push(decode_key(item)?),
+                SESSION_SK => stored = Some(decode_session(item)?),
+                _ => return Err(StoreError::Internal("an item of another kind".into())),
             }
         }
         Ok((records, stored))
     }
 
-    /// A key's session items, every page; with `unexpired_at`, only those
-    /// whose current token expires after it, and only their times.
+    /// A key's session items through [`SESSIONS_INDEX`], every page; with
+    /// `unexpired_at`, only those whose current token expires after it, and
+    /// only their times.
+    ///
+    /// An index is read eventually consistent (DynamoDB offers nothing
+    /// else on a GSI): a session written a moment ago may be missing for
+    /// that moment. Its readers can bear it: the admin listing, the session
+    /// cap (which a burst of concurrent logins could overshoot anyway) and
+    /// the count a revoke reports. No revocation depends on it: revoking
+    /// every session is the key's one `sessions_revoked_before` write.
     async fn query_sessions(
         &self,
         key: &KeyId,
@@ -140,10 +159,11 @@ impl DynamoDbStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(key_pk(key)))
-                .expression_attribute_values(":prefix", s(SESSION_PREFIX))
+                .index_name(SESSIONS_INDEX)
+                .key_condition_expression("#key = :key")
+                .expression_attribute_names("#key", SESSIONS_PK)
+                .expression_attribute_values(":key", s(key.to_string()))
+                .set_limit(self.session_page)
                 .set_exclusive_start_key(start);
             let request = match unexpired_at {
                 None => request,
@@ -220,7 +240,7 @@ impl Store for DynamoDbStore {
     ) -> Result<bool, StoreError> {
         let delete = Delete::builder()
             .table_name(&self.table)
-            .set_key(Some(primary(key_pk(key), session_sk(session))));
+            .set_key(Some(primary(session_pk(key, session), SESSION_SK.into())));
         let delete = match holding {
             None => delete.condition_expression("attribute_exists(pk)"),
             Some(jti) => delete
@@ -458,8 +478,8 @@ impl Store for DynamoDbStore {
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .expression_attribute_values(":pk", s(key_pk(key)));
-        // Event sort keys sort below every other item's of a key ("KEY",
-        // "SESSION#..."), so "below this event" needs no prefix check.
+        // Event sort keys sort below the only other item of a key's
+        // partition, "KEY", so "below this event" needs no prefix check.
         let request = match before {
             None => request
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
@@ -594,16 +614,17 @@ fn is_cancelled_by_a_condition(e: &SdkError<TransactWriteItemsError, HttpRespons
     }
 }
 
-/// A listing index: `partition` and [`LISTED_SK`], every attribute projected.
-fn listing_index(
+/// An index on `partition` and `sort`, every attribute projected.
+fn index(
     name: &str,
     partition: &str,
+    sort: &str,
     key: &dyn Fn(&str, KeyType) -> Result<KeySchemaElement, StoreError>,
 ) -> Result<GlobalSecondaryIndex, StoreError> {
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .key_schema(key(partition, KeyType::Hash)?)
-        .key_schema(key(LISTED_SK, KeyType::Range)?)
+        .key_schema(key(sort, KeyType::Range)?)
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::All)
@@ -641,10 +662,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attr(ALL_PK)?)
         .attribute_definitions(attr(OWNER_PK)?)
         .attribute_definitions(attr(LISTED_SK)?)
+        .attribute_definitions(attr(SESSIONS_PK)?)
+        .attribute_definitions(attr(SESSIONS_SK)?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
-        .global_secondary_indexes(listing_index(ALL_INDEX, ALL_PK, &key)?)
-        .global_secondary_indexes(listing_index(OWNER_INDEX, OWNER_PK, &key)?)
+        .global_secondary_indexes(index(ALL_INDEX, ALL_PK, LISTED_SK, &key)?)
+        .global_secondary_indexes(index(OWNER_INDEX, OWNER_PK, LISTED_SK, &key)?)
+        .global_secondary_indexes(index(SESSIONS_INDEX, SESSIONS_PK, SESSIONS_SK, &key)?)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;
@@ -707,7 +731,12 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 }
 
 const KEY_SK: &str = "KEY";
-const SESSION_PREFIX: &str = "SESSION#";
+const SESSION_SK: &str = "SESSION";
+/// The index of one key's sessions: partition [`SESSIONS_PK`] = the key
+/// id, sorted by [`SESSIONS_SK`]. Only session items carry them.
+pub const SESSIONS_INDEX: &str = "sessions_by_key";
+const SESSIONS_PK: &str = "sessions_pk";
+const SESSIONS_SK: &str = "sessions_sk";
 /// The index of every key and every event, newest first: partition
 /// [`ALL_PK`] = [`ALL_KEYS`] or [`ALL_EVENTS`].
 pub const ALL_INDEX: &str = "listing_all";
@@ -735,8 +764,10 @@ fn listed_sk(position: &KeyPosition) -> String {
     format!("KEY#{:015}#{}", position.created_at, position.id)
 }
 
-fn session_sk(session: &SessionId) -> String {
-    format!("{SESSION_PREFIX}{session}")
+/// A session's own partition, apart from its key's and every other
+/// session's: a busy key's sessions spread over the table.
+fn session_pk(key: &KeyId, session: &SessionId) -> String {
+    format!("SESSION#{key}#{session}")
 }
 
 fn primary(pk: String, sk: String) -> Item {
@@ -822,7 +853,7 @@ fn decode_key(item: &Item) -> Result<KeyRecord, StoreError> {
 }
 
 /// A session item: the record's serde form (see [`SessionRecord`]) under
-/// its keys; its key id and session id are the `pk` and `sk`.
+/// its keys; its key id and session id are [`SESSIONS_INDEX`]'s keys.
 fn encode_session(r: &SessionRecord) -> Result<Item, StoreError> {
     let key = KeyId::parse(r.key_id())
         .ok_or_else(|| StoreError::Internal("session with a bad key id".into()))?;
@@ -830,7 +861,9 @@ fn encode_session(r: &SessionRecord) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(r).map_err(internal)?;
     item.remove("sub");
     item.remove("sid");
-    item.extend(primary(key_pk(&key), session_sk(&sid)));
+    item.extend(primary(session_pk(&key, &sid), SESSION_SK.into()));
+    item.insert(SESSIONS_PK.into(), s(key.to_string()));
+    item.insert(SESSIONS_SK.into(), s(sid.to_string()));
     Ok(item)
 }
 
@@ -888,15 +921,15 @@ fn link_pk(id: &str) -> String {
 }
 
 fn decode_session(item: &Item) -> Result<SessionRecord, StoreError> {
-    let sub = get_s(item, "pk")?
-        .strip_prefix("KEY#")
-        .ok_or_else(|| StoreError::Internal("session item with a bad pk".into()))?;
-    let sid = get_s(item, "sk")?
-        .strip_prefix(SESSION_PREFIX)
-        .ok_or_else(|| StoreError::Internal("session item with a bad sk".into()))?;
     let mut fields = item.clone();
-    fields.insert("sub".into(), s(sub));
-    fields.insert("sid".into(), s(sid));
+    let sub = fields
+        .remove(SESSIONS_PK)
+        .ok_or_else(|| StoreError::Internal("session item without its key".into()))?;
+    let sid = fields
+        .remove(SESSIONS_SK)
+        .ok_or_else(|| StoreError::Internal("session item without its id".into()))?;
+    fields.insert("sub".into(), sub);
+    fields.insert("sid".into(), sid);
     serde_dynamo::from_item(fields)
         .map_err(|e| StoreError::Internal(format!("corrupt session item: {e}")))
 }
@@ -974,7 +1007,10 @@ mod tests {
     fn sessions_round_trip_through_items() {
         let record = session();
         let item = encode_session(&record).unwrap();
-        assert_eq!(item["sk"], s("SESSION#worker-1"));
+        assert_eq!(item["pk"], s("SESSION#0123456789abcdef#worker-1"));
+        assert_eq!(item["sk"], s("SESSION"));
+        assert_eq!(item["sessions_pk"], s("0123456789abcdef"));
+        assert_eq!(item["sessions_sk"], s("worker-1"));
         assert!(!item.contains_key("prev_aud"));
         assert_eq!(decode_session(&item).unwrap(), record);
     }
