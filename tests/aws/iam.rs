@@ -653,9 +653,7 @@ fn assert_calls_match_policy(binary: &str, calls: &AwsCalls, queried: &Queried) 
         );
         for resource in resources_of(action, queried) {
             assert!(
-                allowing
-                    .iter()
-                    .any(|s| s.resources.contains(&resource)),
+                allowing.iter().any(|s| s.resources.contains(&resource)),
                 "{function} ({binary}) calls {action} on {resource}, but its policy allows it only on {:?}",
                 allowing
                     .iter()
