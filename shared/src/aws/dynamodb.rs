@@ -1228,6 +1228,37 @@ mod tests {
     }
 
     #[test]
+    fn a_key_write_sets_every_copy_slot_and_no_copy_is_listed() {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let store = DynamoDbStore::new(Client::from_conf(config), "t").with_key_replicas(3);
+        let mut record = key();
+        record.owner = Some(Owner::parse("acme").unwrap());
+        let item = encode_key(&record).unwrap();
+        let writes = store.copy_writes(&record.id, &item).unwrap();
+        assert_eq!(writes.len(), usize::from(MAX_KEY_REPLICAS) - 1);
+        for (n, write) in (1u8..).zip(&writes) {
+            let pk = s(format!("KEY#{}#R{n}", record.id));
+            match (&write.put, &write.delete) {
+                (Some(put), None) if n < 3 => {
+                    assert_eq!(put.item["pk"], pk);
+                    for listed in [ALL_PK, OWNER_PK, LISTED_SK] {
+                        assert!(!put.item.contains_key(listed), "copy {n} has {listed}");
+                    }
+                    assert_eq!(
+                        decode_key(&put.item).unwrap(),
+                        decode_key(&item).unwrap(),
+                        "copy {n} holds the record"
+                    );
+                }
+                (None, Some(delete)) if n >= 3 => assert_eq!(delete.key["pk"], pk),
+                _ => panic!("copy {n}: {write:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn a_key_item_written_before_versions_and_revoke_all_reads_them_as_zero() {
         let mut record = key();
         record.previous_secret = None;
