@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use auth_shared::aws::dynamodb::DynamoDbStore;
 use auth_shared::aws::secrets::SecretsManagerKeySource;
+use auth_shared::config::key_replicas;
 use auth_shared::domain::keyring::KeySource;
 use auth_shared::domain::store::Store;
 use auth_shared::local::keys::LocalKeySource;
@@ -23,10 +24,17 @@ impl BackendArgs {
     /// The key and session store.
     pub async fn store(&self) -> Result<Arc<dyn Store>, CliError> {
         match &self.table {
-            Some(table) => Ok(Arc::new(DynamoDbStore::new(
-                aws_sdk_dynamodb::Client::new(&sdk().await),
-                table,
-            ))),
+            Some(table) => {
+                // The deployed functions' KEY_REPLICAS, so that their
+                // readers find the copies this writes. Any other value is
+                // still correct: every key write sets every copy there can be.
+                let copies = key_replicas(&|name| std::env::var(name).ok())
+                    .map_err(|e| CliError::Invalid(e.to_string()))?;
+                let client = aws_sdk_dynamodb::Client::new(&sdk().await);
+                Ok(Arc::new(
+                    DynamoDbStore::new(client, table).with_key_replicas(copies),
+                ))
+            }
             None => {
                 self.ensure_data_dir()?;
                 let db = self.data_dir.join(DB_FILE);

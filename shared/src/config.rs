@@ -48,6 +48,9 @@ impl TokenPolicy {
 pub struct Config {
     /// The DynamoDB table holding keys and sessions (`TABLE_NAME`).
     pub table_name: String,
+    /// Copies of each key item in the table, the primary among them
+    /// (`KEY_REPLICAS`): see [`key_replicas`].
+    pub key_replicas: u8,
     /// The Secrets Manager secret holding the signing key (`SIGNING_SECRET_ARN`).
     pub signing_secret_arn: String,
     /// How long signing keys are cached (`SIGNING_KEY_CACHE_SECONDS`).
@@ -172,6 +175,7 @@ impl Config {
         let env = Env(&lookup);
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
+            key_replicas: key_replicas(&lookup)?,
             signing_secret_arn: env.required("SIGNING_SECRET_ARN")?,
             signing_key_cache: signing_key_cache(&lookup, 300)?,
             tokens: TokenPolicy::from_lookup(&lookup)?,
@@ -188,6 +192,28 @@ pub fn signing_key_cache(
 ) -> Result<Duration, ConfigError> {
     let seconds = Env(lookup).number("SIGNING_KEY_CACHE_SECONDS", default, 0..=86_400)?;
     Ok(Duration::from_secs(seconds))
+}
+
+/// `KEY_REPLICAS` when unset: eight copies carry 8 × 3,000 strongly
+/// consistent reads a second of one key.
+pub const DEFAULT_KEY_REPLICAS: u8 = 8;
+
+/// The most `KEY_REPLICAS` may be; every key write clears the copies above
+/// its own count up to this one.
+pub const MAX_KEY_REPLICAS: u8 = 16;
+
+/// How many copies of each key item the DynamoDB table keeps, the primary
+/// among them (`KEY_REPLICAS`, 1 to [`MAX_KEY_REPLICAS`]): each on its own
+/// partition, so a busy key's verifies spread over them. Every app that
+/// reads or writes keys on DynamoDB reads it through here.
+pub fn key_replicas(lookup: &dyn Fn(&str) -> Option<String>) -> Result<u8, ConfigError> {
+    let copies = Env(lookup).number(
+        "KEY_REPLICAS",
+        DEFAULT_KEY_REPLICAS.into(),
+        1..=MAX_KEY_REPLICAS.into(),
+    )?;
+    // In range, so it fits.
+    Ok(u8::try_from(copies).unwrap_or(MAX_KEY_REPLICAS))
 }
 
 impl TokenPolicy {
@@ -290,6 +316,16 @@ mod tests {
         assert_eq!(c.admin, AdminPolicy::default());
         assert_eq!(c.admin.audit_retention_days, 400);
         assert_eq!(c.admin.portal_max_keys, 20);
+        assert_eq!(c.key_replicas, 8);
+    }
+
+    #[test]
+    fn key_replicas_are_range_checked() {
+        for (value, ok) in [("1", true), ("16", true), ("0", false), ("17", false)] {
+            let mut vars = BASE.to_vec();
+            vars.push(("KEY_REPLICAS", value));
+            assert_eq!(config(&vars).is_ok(), ok, "{value}");
+        }
     }
 
     #[test]

@@ -610,12 +610,11 @@ struct Statement {
 }
 
 const TABLE: &str = "!GetAtt AuthTable.Arn";
-const INDEXES: &str = "!Sub ${AuthTable.Arn}/index/*";
 const SECRET: &str = "!Ref SigningSecret";
 
 /// The resources, as the template names them, that a function's calls of
 /// `action` went to: a Query to the table or its indexes, as `queried` saw.
-fn resources_of(action: &str, queried: &Queried) -> BTreeSet<&'static str> {
+fn resources_of(action: &str, queried: &Queried) -> BTreeSet<String> {
     match action.split_once(':') {
         Some(("dynamodb", "Query")) => {
             let targets = queried.targets();
@@ -625,8 +624,8 @@ fn resources_of(action: &str, queried: &Queried) -> BTreeSet<&'static str> {
             );
             targets
         }
-        Some(("dynamodb", _)) => BTreeSet::from([TABLE]),
-        Some(("secretsmanager", _)) => BTreeSet::from([SECRET]),
+        Some(("dynamodb", _)) => BTreeSet::from([TABLE.to_owned()]),
+        Some(("secretsmanager", _)) => BTreeSet::from([SECRET.to_owned()]),
         _ => panic!("{action}: no resource of this service is known to this test"),
     }
 }
@@ -654,9 +653,7 @@ fn assert_calls_match_policy(binary: &str, calls: &AwsCalls, queried: &Queried) 
         );
         for resource in resources_of(action, queried) {
             assert!(
-                allowing
-                    .iter()
-                    .any(|s| s.resources.iter().any(|r| r == resource)),
+                allowing.iter().any(|s| s.resources.contains(&resource)),
                 "{function} ({binary}) calls {action} on {resource}, but its policy allows it only on {:?}",
                 allowing
                     .iter()
@@ -674,7 +671,7 @@ fn assert_calls_match_policy(binary: &str, calls: &AwsCalls, queried: &Queried) 
             );
             for resource in &s.resources {
                 assert!(
-                    touched.contains(&(action.to_ascii_lowercase(), resource.as_str())),
+                    touched.contains(&(action.to_ascii_lowercase(), resource.clone())),
                     "{function} ({binary}) is granted {action} on {resource}, but none of its \
                      paths calls it there: remove it from template.yaml (least privilege), or \
                      drive the path that needs it in this test (calls seen: {touched:?})"
@@ -689,7 +686,7 @@ fn assert_calls_match_policy(binary: &str, calls: &AwsCalls, queried: &Queried) 
 /// only on the index's ARN). The operation itself is the SDK
 /// interceptor's record; this sees only the wire.
 #[derive(Debug, Default, Clone)]
-struct Queried(Arc<Mutex<BTreeSet<&'static str>>>);
+struct Queried(Arc<Mutex<BTreeSet<String>>>);
 
 impl Queried {
     /// `sdk` on the SDK's own default HTTP client, seen by this record.
@@ -705,7 +702,7 @@ impl Queried {
             .build()
     }
 
-    fn targets(&self) -> BTreeSet<&'static str> {
+    fn targets(&self) -> BTreeSet<String> {
         self.0.lock().unwrap().clone()
     }
 
@@ -719,8 +716,8 @@ impl Queried {
         }
         let body: Value = serde_json::from_slice(request.body().bytes().unwrap()).unwrap();
         let target = match body.get("IndexName") {
-            None => TABLE,
-            Some(_) => INDEXES,
+            None => TABLE.to_owned(),
+            Some(index) => format!("!Sub ${{AuthTable.Arn}}/index/{}", index.as_str().unwrap()),
         };
         self.0.lock().unwrap().insert(target);
     }

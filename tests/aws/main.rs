@@ -19,6 +19,7 @@ mod iam;
 mod login;
 mod outages;
 mod rotation;
+mod scale;
 mod verify;
 
 // Run by both layers, each on its own backend.

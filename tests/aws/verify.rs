@@ -36,8 +36,11 @@ async fn session_item_exists(t: &AwsTestApp, key: &str, session: &str) -> bool {
     t.dynamodb()
         .get_item()
         .table_name(&t.table)
-        .key("pk", AttributeValue::S(format!("KEY#{}", key_id(key))))
-        .key("sk", AttributeValue::S(format!("SESSION#{session}")))
+        .key(
+            "pk",
+            AttributeValue::S(format!("SESSION#{}#{session}", key_id(key))),
+        )
+        .key("sk", AttributeValue::S("SESSION".into()))
         .consistent_read(true)
         .send()
         .await
@@ -73,12 +76,15 @@ async fn put_session_item(t: &AwsTestApp, claims: &Value, kid: &str) {
         .table_name(&t.table)
         .item(
             "pk",
-            AttributeValue::S(format!("KEY#{}", claims["sub"].as_str().unwrap())),
+            AttributeValue::S(format!(
+                "SESSION#{}#{}",
+                claims["sub"].as_str().unwrap(),
+                claims["sid"].as_str().unwrap()
+            )),
         )
-        .item(
-            "sk",
-            AttributeValue::S(format!("SESSION#{}", claims["sid"].as_str().unwrap())),
-        )
+        .item("sk", AttributeValue::S("SESSION".into()))
+        .item("sessions_pk", s("sub"))
+        .item("sessions_sk", s("sid"))
         .item("jti", s("jti"))
         .item("iat", n(claims["iat"].as_u64().unwrap()))
         .item("exp", n(exp))

@@ -162,21 +162,23 @@ impl AwsTestApp {
         self.table.clone()
     }
 
-    /// Breaks the stored item of `api_key` by hand (its scopes become a
-    /// number), so that every read of it is a 500.
+    /// Breaks the stored item of `api_key` and each of its copies by hand
+    /// (their scopes become a number), so that every read of it is a 500.
     pub async fn corrupt_key_item(&self, api_key: &str) {
         use aws_sdk_dynamodb::types::AttributeValue;
         let id = crate::expect::key_id(api_key);
-        self.dynamodb()
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("KEY#{id}")))
-            .key("sk", AttributeValue::S("KEY".into()))
-            .update_expression("SET scopes = :n")
-            .expression_attribute_values(":n", AttributeValue::N("7".into()))
-            .send()
-            .await
-            .unwrap();
+        for copy in 0..auth_shared::config::DEFAULT_KEY_REPLICAS {
+            self.dynamodb()
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(key_item_pk(id, copy)))
+                .key("sk", AttributeValue::S("KEY".into()))
+                .update_expression("SET scopes = :n")
+                .expression_attribute_values(":n", AttributeValue::N("7".into()))
+                .send()
+                .await
+                .unwrap();
+        }
     }
 
     /// A raw DynamoDB client on moto.
@@ -185,10 +187,19 @@ impl AwsTestApp {
     }
 }
 
+/// The `pk` of copy `copy` of the key item of the key id `id`; 0 is the primary.
+pub fn key_item_pk(id: &str, copy: u8) -> String {
+    match copy {
+        0 => format!("KEY#{id}"),
+        n => format!("KEY#{id}#R{n}"),
+    }
+}
+
 /// The configuration of a test environment: keys cached for 300 s, as deployed.
 fn config(table: &str, secret_arn: &str, tokens: TokenPolicy) -> Config {
     Config {
         table_name: table.to_owned(),
+        key_replicas: auth_shared::config::DEFAULT_KEY_REPLICAS,
         signing_secret_arn: secret_arn.to_owned(),
         signing_key_cache: KEY_CACHE,
         tokens,

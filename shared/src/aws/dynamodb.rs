@@ -1,9 +1,20 @@
-//! The DynamoDB backend: one table, keys and sessions side by side.
+//! The DynamoDB backend: one table of keys, sessions and events.
 //!
-//! | pk         | sk                   | holds |
-//! |------------|----------------------|-------|
-//! | `KEY#<id>` | `KEY`                | name, secret hash(es), scopes, status, created_at, expires_at, sessions_revoked_before, version |
-//! | `KEY#<id>` | `SESSION#<session>`  | current token's claims, kid and minted_ms, predecessor's (`prev_*`), `ttl` |
+//! | pk                          | sk        | holds |
+//! |-----------------------------|-----------|-------|
+//! | `KEY#<id>`                  | `KEY`     | name, secret hash(es), scopes, status, created_at, expires_at, sessions_revoked_before, version, the listing indexes' keys |
+//! | `KEY#<id>#R<n>`             | `KEY`     | copy `n` (1 to `KEY_REPLICAS - 1`) of the key: the same, without the listing indexes' keys |
+//! | `KEY#<id>`                  | `EVENT#<id>` | an audit event of the key |
+//! | `SESSION#<id>#<session>`    | `SESSION` | current token's claims, kid and minted_ms, predecessor's (`prev_*`), `ttl`, and `sessions_pk`/`sessions_sk` (the key id and session id) |
+//!
+//! Each session is a partition of its own, apart from its key's, so a busy
+//! key's sessions spread over the table; a key's sessions are listed through
+//! the index [`SESSIONS_INDEX`].
+//!
+//! Each key item has `KEY_REPLICAS` copies, the primary among them, each on
+//! a partition of its own: a read picks one at random, so one key's
+//! verifies spread over them. Every key write sets them all with the
+//! primary, in one transaction (see `put_key`).
 //!
 //! Every key write is conditional on the `version` it read and writes the
 //! next one, so no write built from an older read (a rotation racing a
@@ -22,9 +33,11 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
     ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
+    Update,
 };
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
+use crate::config::{DEFAULT_KEY_REPLICAS, MAX_KEY_REPLICAS};
 use crate::domain::api_key::{KeyId, KeyRecord};
 use crate::domain::audit::AuditEvent;
 use crate::domain::owner::Owner;
@@ -44,6 +57,9 @@ const UNPROCESSED_ATTEMPTS: u32 = 4;
 pub struct DynamoDbStore {
     client: Client,
     table: String,
+    session_page: Option<i32>,
+    copies: u8,
+    reading: Option<u8>,
 }
 
 impl DynamoDbStore {
@@ -52,7 +68,40 @@ impl DynamoDbStore {
         Self {
             client,
             table: table.into(),
+            session_page: None,
+            copies: DEFAULT_KEY_REPLICAS,
+            reading: None,
         }
+    }
+
+    /// Keeps `copies` copies of each key item, the primary among them
+    /// (`KEY_REPLICAS`; by default [`DEFAULT_KEY_REPLICAS`]), clamped to
+    /// 1 to [`MAX_KEY_REPLICAS`].
+    pub fn with_key_replicas(mut self, copies: u8) -> Self {
+        self.copies = copies.clamp(1, MAX_KEY_REPLICAS);
+        self
+    }
+
+    /// Reads copy `copy` of every key (0 is the primary) instead of one at
+    /// random: for tests, which show that each copy sees every write.
+    pub fn reading_copy(mut self, copy: u8) -> Self {
+        self.reading = Some(copy);
+        self
+    }
+
+    /// The copy of a key a read asks for: one at random, so that a busy
+    /// key's reads spread evenly over its copies' partitions.
+    fn copy_to_read(&self) -> u8 {
+        self.reading
+            .unwrap_or_else(|| rand::random_range(0..self.copies))
+    }
+
+    /// Lists a key's sessions in pages of at most `items` (by default
+    /// DynamoDB's own, 1 MB): for tests, which cannot afford a megabyte of
+    /// sessions to show that every page is read.
+    pub fn with_session_page(mut self, items: u16) -> Self {
+        self.session_page = Some(i32::from(items));
+        self
     }
 
     /// The table name.
@@ -97,37 +146,61 @@ impl DynamoDbStore {
         }
     }
 
-    /// `keys` and one session of `key`, in one strongly consistent
-    /// BatchGetItem; the keys come back in no particular order.
+    /// `keys`, each from one of its copies, and one session of `key`, in
+    /// one strongly consistent BatchGetItem; the keys come back in no
+    /// particular order.
+    ///
+    /// A copy that is absent, of a key last written before copies existed
+    /// or with a lower `KEY_REPLICAS` than this reader's (every write
+    /// deletes the copies above its own count), is no answer: that key is
+    /// read again from its primary, in a second call. Correct, because the
+    /// primary is what every write is conditional on, and rare: a key's
+    /// next write makes its copies. An unknown key id costs that second
+    /// call too; it is refused all the same.
     async fn keys_and_session(
         &self,
         keys: &[&KeyId],
         key: &KeyId,
         session: &SessionId,
     ) -> Result<(Vec<KeyRecord>, Option<SessionRecord>), StoreError> {
-        let mut asked: Vec<Item> = keys
+        let copies: Vec<(&KeyId, u8)> = keys.iter().map(|k| (*k, self.copy_to_read())).collect();
+        let mut asked: Vec<Item> = copies
             .iter()
-            .map(|k| primary(key_pk(k), KEY_SK.into()))
+            .map(|(k, copy)| primary(key_copy_pk(k, *copy), KEY_SK.into()))
             .collect();
-        asked.push(primary(key_pk(key), session_sk(session)));
+        asked.push(primary(session_pk(key, session), SESSION_SK.into()));
         let mut records = Vec::new();
         let mut stored = None;
         for item in &self.batch_get(asked).await? {
-            match item
-                .get("sk")
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-            {
-                Some(KEY_SK) => records.push(decode_key(item)?),
-                Some(_) => stored = Some(decode_session(item)?),
-                None => return Err(StoreError::Internal("item without sk".into())),
+            match get_s(item, "sk")? {
+                KEY_SK => records.push(decode_key(item)?),
+                SESSION_SK => stored = Some(decode_session(item)?),
+                _ => return Err(StoreError::Internal("an item of another kind".into())),
+            }
+        }
+        let missing: Vec<Item> = copies
+            .iter()
+            .filter(|(k, copy)| *copy != 0 && !records.iter().any(|r| r.id == **k))
+            .map(|(k, _)| primary(key_pk(k), KEY_SK.into()))
+            .collect();
+        if !missing.is_empty() {
+            for item in &self.batch_get(missing).await? {
+                records.push(decode_key(item)?);
             }
         }
         Ok((records, stored))
     }
 
-    /// A key's session items, every page; with `unexpired_at`, only those
-    /// whose current token expires after it, and only their times.
+    /// A key's session items through [`SESSIONS_INDEX`], every page; with
+    /// `unexpired_at`, only those whose current token expires after it, and
+    /// only their times.
+    ///
+    /// An index is read eventually consistent (DynamoDB offers nothing
+    /// else on a GSI): a session written a moment ago may be missing for
+    /// that moment. Its readers can bear it: the admin listing, the session
+    /// cap (which a burst of concurrent logins could overshoot anyway) and
+    /// the count a revoke reports. No revocation depends on it: revoking
+    /// every session is the key's one `sessions_revoked_before` write.
     async fn query_sessions(
         &self,
         key: &KeyId,
@@ -140,10 +213,11 @@ impl DynamoDbStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(key_pk(key)))
-                .expression_attribute_values(":prefix", s(SESSION_PREFIX))
+                .index_name(SESSIONS_INDEX)
+                .key_condition_expression("#key = :key")
+                .expression_attribute_names("#key", SESSIONS_PK)
+                .expression_attribute_values(":key", s(key.to_string()))
+                .set_limit(self.session_page)
                 .set_exclusive_start_key(start);
             let request = match unexpired_at {
                 None => request,
@@ -220,7 +294,7 @@ impl Store for DynamoDbStore {
     ) -> Result<bool, StoreError> {
         let delete = Delete::builder()
             .table_name(&self.table)
-            .set_key(Some(primary(key_pk(key), session_sk(session))));
+            .set_key(Some(primary(session_pk(key, session), SESSION_SK.into())));
         let delete = match holding {
             None => delete.condition_expression("attribute_exists(pk)"),
             Some(jti) => delete
@@ -230,7 +304,7 @@ impl Store for DynamoDbStore {
         let write = TransactWriteItem::builder()
             .delete(delete.build().map_err(internal)?)
             .build();
-        self.write_with_event(write, event).await
+        self.write_with_event(vec![write], event).await
     }
 
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
@@ -292,21 +366,66 @@ impl Store for DynamoDbStore {
         }
     }
 
+    /// The primary and every copy of the key get the time in one
+    /// transaction, decided on the primary's time (a copy's is the same:
+    /// they are only ever written together). Readers decide staleness from
+    /// the copy they read, so a copy left behind would have every
+    /// environment reading it try again each hour.
+    ///
+    /// An Update of an absent copy would create it holding nothing but
+    /// this time, a corrupt key item, so each copy's Update requires the
+    /// copy to exist. When some do not (a key last written before copies
+    /// existed, or with a lower `KEY_REPLICAS`), the transaction is
+    /// refused and its cancellation reasons name them: it runs once more
+    /// with the copies that exist.
     async fn touch_key(&self, key: &KeyId, at: u64, stale_before: u64) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(primary(key_pk(key), KEY_SK.into())))
-            .update_expression("SET last_used_at = :at")
-            .condition_expression(
+        let mut copies: Vec<u8> = (1..self.copies).collect();
+        for _ in 0..2 {
+            let update = |copy: u8, condition: &str| {
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(primary(key_copy_pk(key, copy), KEY_SK.into())))
+                    .update_expression("SET last_used_at = :at")
+                    .condition_expression(condition)
+                    .expression_attribute_values(":at", n(at))
+            };
+            let first = update(
+                0,
                 "attribute_exists(pk) AND (attribute_not_exists(last_used_at) OR last_used_at < :stale)",
             )
-            .expression_attribute_values(":at", n(at))
-            .expression_attribute_values(":stale", n(stale_before))
-            .send()
-            .await;
-        Ok(landed(result)?.is_some())
+            .expression_attribute_values(":stale", n(stale_before));
+            let writes = std::iter::once(first)
+                .chain(copies.iter().map(|c| update(*c, "attribute_exists(pk)")))
+                .map(|u| {
+                    u.build()
+                        .map(|u| TransactWriteItem::builder().update(u).build())
+                        .map_err(internal)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let failed = match self.transact(writes).await {
+                Ok(_) => return Ok(true),
+                Err(e) => failed_conditions(&e).ok_or_else(|| unavailable(e))?,
+            };
+            match failed.split_first() {
+                Some((true, _)) => return Ok(false),
+                Some((false, of_copies)) if of_copies.contains(&true) => {
+                    copies = copies
+                        .iter()
+                        .zip(of_copies)
+                        .filter(|(_, failed)| !**failed)
+                        .map(|(copy, _)| *copy)
+                        .collect();
+                }
+                _ => {
+                    return Err(StoreError::Unavailable(
+                        "last use not written: transaction cancelled".into(),
+                    ));
+                }
+            }
+        }
+        // The copies changed between the two attempts (a key write with
+        // another KEY_REPLICAS): the use is written by a later request.
+        Ok(false)
     }
 
     async fn create_portal_link(
@@ -321,7 +440,7 @@ impl Store for DynamoDbStore {
             .build()
             .map_err(internal)?;
         let write = TransactWriteItem::builder().put(put).build();
-        if self.write_with_event(write, event).await? {
+        if self.write_with_event(vec![write], event).await? {
             Ok(())
         } else {
             Err(StoreError::Internal("portal link id collision".into()))
@@ -458,8 +577,8 @@ impl Store for DynamoDbStore {
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .expression_attribute_values(":pk", s(key_pk(key)));
-        // Event sort keys sort below every other item's of a key ("KEY",
-        // "SESSION#..."), so "below this event" needs no prefix check.
+        // Event sort keys sort below the only other item of a key's
+        // partition, "KEY", so "below this event" needs no prefix check.
         let request = match before {
             None => request
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
@@ -487,8 +606,17 @@ impl Store for DynamoDbStore {
 
 impl DynamoDbStore {
     /// Writes `record` at its next version under `condition`, which may
-    /// name the version read as `:v`, and `event` beside it, in one
-    /// transaction: both land or neither.
+    /// name the version read as `:v`, its copies, and `event` beside it, in
+    /// one transaction: all land or none.
+    ///
+    /// The copies are Puts of copies 1 to `KEY_REPLICAS - 1` and Deletes of
+    /// the rest up to [`MAX_KEY_REPLICAS`]: every write sets every copy
+    /// there can be. So no copy ever holds an older state than the
+    /// primary: had KEY_REPLICAS been lowered, a key then revoked, and
+    /// KEY_REPLICAS raised again, a copy kept from before would otherwise
+    /// come back to readers unrevoked. A transaction commits its writes at
+    /// once, so a strongly consistent read of any copy sees the change as
+    /// soon as it is acknowledged.
     async fn put_key(
         &self,
         record: &KeyRecord,
@@ -496,24 +624,69 @@ impl DynamoDbStore {
         condition: &str,
         read_version: Option<u64>,
     ) -> Result<bool, StoreError> {
+        let item = encode_key(record)?;
+        let mut writes = self.copy_writes(&record.id, &item)?;
         let key = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(encode_key(record)?))
+            .set_item(Some(item))
             .condition_expression(condition)
             .set_expression_attribute_values(
                 read_version.map(|v| HashMap::from([(":v".to_owned(), n(v))])),
             )
             .build()
             .map_err(internal)?;
-        let write = TransactWriteItem::builder().put(key).build();
-        self.write_with_event(write, event).await
+        writes.insert(0, TransactWriteItem::builder().put(key).build());
+        self.write_with_event(writes, event).await
     }
 
-    /// Runs `write` and the put of `event` as one transaction: both land or
-    /// neither; `false` when a condition of `write` refused it.
+    /// The writes that make every copy of the key match `item`, its
+    /// primary: a Put of each copy this store keeps, without the listing
+    /// indexes' attributes (no copy is ever listed), and a Delete of each
+    /// copy above.
+    fn copy_writes(&self, key: &KeyId, item: &Item) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut copy = item.clone();
+        for listed in [ALL_PK, OWNER_PK, LISTED_SK] {
+            copy.remove(listed);
+        }
+        (1..MAX_KEY_REPLICAS)
+            .map(|n| {
+                let pk = key_copy_pk(key, n);
+                if n < self.copies {
+                    let mut item = copy.clone();
+                    item.insert("pk".into(), s(pk));
+                    let put = Put::builder().table_name(&self.table).set_item(Some(item));
+                    Ok(TransactWriteItem::builder()
+                        .put(put.build().map_err(internal)?)
+                        .build())
+                } else {
+                    let delete = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(primary(pk, KEY_SK.into())));
+                    Ok(TransactWriteItem::builder()
+                        .delete(delete.build().map_err(internal)?)
+                        .build())
+                }
+            })
+            .collect()
+    }
+
+    async fn transact(
+        &self,
+        writes: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError, HttpResponse>> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map(drop)
+    }
+
+    /// Runs `writes` and the put of `event` as one transaction: all land
+    /// or none; `false` when a condition of `writes` refused it.
     async fn write_with_event(
         &self,
-        write: TransactWriteItem,
+        mut writes: Vec<TransactWriteItem>,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let event = Put::builder()
@@ -522,14 +695,8 @@ impl DynamoDbStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(internal)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(write)
-            .transact_items(TransactWriteItem::builder().put(event).build())
-            .send()
-            .await;
-        match result {
+        writes.push(TransactWriteItem::builder().put(event).build());
+        match self.transact(writes).await {
             Ok(_) => Ok(true),
             Err(e) if is_cancelled_by_a_condition(&e) => Ok(false),
             Err(e) => Err(unavailable(e)),
@@ -585,25 +752,35 @@ impl DynamoDbStore {
 /// Whether a transaction was refused because a condition failed (another
 /// write came first), rather than for a conflict or a fault.
 fn is_cancelled_by_a_condition(e: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
+    failed_conditions(e).is_some_and(|failed| failed.contains(&true))
+}
+
+/// For a cancelled transaction, whether each of its items (in the order
+/// sent) failed its condition; `None` for any other error.
+fn failed_conditions(e: &SdkError<TransactWriteItemsError, HttpResponse>) -> Option<Vec<bool>> {
     match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
-            .cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
-        _ => false,
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Some(
+            cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
     }
 }
 
-/// A listing index: `partition` and [`LISTED_SK`], every attribute projected.
-fn listing_index(
+/// An index on `partition` and `sort`, every attribute projected.
+fn index(
     name: &str,
     partition: &str,
+    sort: &str,
     key: &dyn Fn(&str, KeyType) -> Result<KeySchemaElement, StoreError>,
 ) -> Result<GlobalSecondaryIndex, StoreError> {
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .key_schema(key(partition, KeyType::Hash)?)
-        .key_schema(key(LISTED_SK, KeyType::Range)?)
+        .key_schema(key(sort, KeyType::Range)?)
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::All)
@@ -641,10 +818,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attr(ALL_PK)?)
         .attribute_definitions(attr(OWNER_PK)?)
         .attribute_definitions(attr(LISTED_SK)?)
+        .attribute_definitions(attr(SESSIONS_PK)?)
+        .attribute_definitions(attr(SESSIONS_SK)?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
-        .global_secondary_indexes(listing_index(ALL_INDEX, ALL_PK, &key)?)
-        .global_secondary_indexes(listing_index(OWNER_INDEX, OWNER_PK, &key)?)
+        .global_secondary_indexes(index(ALL_INDEX, ALL_PK, LISTED_SK, &key)?)
+        .global_secondary_indexes(index(OWNER_INDEX, OWNER_PK, LISTED_SK, &key)?)
+        .global_secondary_indexes(index(SESSIONS_INDEX, SESSIONS_PK, SESSIONS_SK, &key)?)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;
@@ -707,7 +887,12 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 }
 
 const KEY_SK: &str = "KEY";
-const SESSION_PREFIX: &str = "SESSION#";
+const SESSION_SK: &str = "SESSION";
+/// The index of one key's sessions: partition [`SESSIONS_PK`] = the key
+/// id, sorted by [`SESSIONS_SK`]. Only session items carry them.
+pub const SESSIONS_INDEX: &str = "sessions_by_key";
+const SESSIONS_PK: &str = "sessions_pk";
+const SESSIONS_SK: &str = "sessions_sk";
 /// The index of every key and every event, newest first: partition
 /// [`ALL_PK`] = [`ALL_KEYS`] or [`ALL_EVENTS`].
 pub const ALL_INDEX: &str = "listing_all";
@@ -726,6 +911,15 @@ fn key_pk(key: &KeyId) -> String {
     format!("KEY#{key}")
 }
 
+/// Copy `copy` of a key item: 0 is the primary, the others each a
+/// partition of their own.
+fn key_copy_pk(key: &KeyId, copy: u8) -> String {
+    match copy {
+        0 => key_pk(key),
+        n => format!("KEY#{key}#R{n}"),
+    }
+}
+
 fn owner_pk(owner: &Owner) -> String {
     format!("OWNER#{owner}")
 }
@@ -735,8 +929,10 @@ fn listed_sk(position: &KeyPosition) -> String {
     format!("KEY#{:015}#{}", position.created_at, position.id)
 }
 
-fn session_sk(session: &SessionId) -> String {
-    format!("{SESSION_PREFIX}{session}")
+/// A session's own partition, apart from its key's and every other
+/// session's: a busy key's sessions spread over the table.
+fn session_pk(key: &KeyId, session: &SessionId) -> String {
+    format!("SESSION#{key}#{session}")
 }
 
 fn primary(pk: String, sk: String) -> Item {
@@ -812,8 +1008,10 @@ fn encode_key(r: &KeyRecord) -> Result<Item, StoreError> {
 }
 
 fn decode_key(item: &Item) -> Result<KeyRecord, StoreError> {
+    // A copy's pk is its primary's and `#R<n>`.
     let id = get_s(item, "pk")?
         .strip_prefix("KEY#")
+        .and_then(|rest| rest.split('#').next())
         .ok_or_else(|| StoreError::Internal("key item with a bad pk".into()))?;
     let mut fields = item.clone();
     fields.insert("id".into(), s(id));
@@ -822,7 +1020,7 @@ fn decode_key(item: &Item) -> Result<KeyRecord, StoreError> {
 }
 
 /// A session item: the record's serde form (see [`SessionRecord`]) under
-/// its keys; its key id and session id are the `pk` and `sk`.
+/// its keys; its key id and session id are [`SESSIONS_INDEX`]'s keys.
 fn encode_session(r: &SessionRecord) -> Result<Item, StoreError> {
     let key = KeyId::parse(r.key_id())
         .ok_or_else(|| StoreError::Internal("session with a bad key id".into()))?;
@@ -830,7 +1028,9 @@ fn encode_session(r: &SessionRecord) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(r).map_err(internal)?;
     item.remove("sub");
     item.remove("sid");
-    item.extend(primary(key_pk(&key), session_sk(&sid)));
+    item.extend(primary(session_pk(&key, &sid), SESSION_SK.into()));
+    item.insert(SESSIONS_PK.into(), s(key.to_string()));
+    item.insert(SESSIONS_SK.into(), s(sid.to_string()));
     Ok(item)
 }
 
@@ -888,15 +1088,15 @@ fn link_pk(id: &str) -> String {
 }
 
 fn decode_session(item: &Item) -> Result<SessionRecord, StoreError> {
-    let sub = get_s(item, "pk")?
-        .strip_prefix("KEY#")
-        .ok_or_else(|| StoreError::Internal("session item with a bad pk".into()))?;
-    let sid = get_s(item, "sk")?
-        .strip_prefix(SESSION_PREFIX)
-        .ok_or_else(|| StoreError::Internal("session item with a bad sk".into()))?;
     let mut fields = item.clone();
-    fields.insert("sub".into(), s(sub));
-    fields.insert("sid".into(), s(sid));
+    let sub = fields
+        .remove(SESSIONS_PK)
+        .ok_or_else(|| StoreError::Internal("session item without its key".into()))?;
+    let sid = fields
+        .remove(SESSIONS_SK)
+        .ok_or_else(|| StoreError::Internal("session item without its id".into()))?;
+    fields.insert("sub".into(), sub);
+    fields.insert("sid".into(), sid);
     serde_dynamo::from_item(fields)
         .map_err(|e| StoreError::Internal(format!("corrupt session item: {e}")))
 }
@@ -974,7 +1174,10 @@ mod tests {
     fn sessions_round_trip_through_items() {
         let record = session();
         let item = encode_session(&record).unwrap();
-        assert_eq!(item["sk"], s("SESSION#worker-1"));
+        assert_eq!(item["pk"], s("SESSION#0123456789abcdef#worker-1"));
+        assert_eq!(item["sk"], s("SESSION"));
+        assert_eq!(item["sessions_pk"], s("0123456789abcdef"));
+        assert_eq!(item["sessions_sk"], s("worker-1"));
         assert!(!item.contains_key("prev_aud"));
         assert_eq!(decode_session(&item).unwrap(), record);
     }
@@ -1022,6 +1225,37 @@ mod tests {
         assert_eq!(item["scopes"], s("read write"));
         assert_eq!(item["version"], n(5));
         assert_eq!(decode_key(&item).unwrap(), record.as_written().unwrap());
+    }
+
+    #[test]
+    fn a_key_write_sets_every_copy_slot_and_no_copy_is_listed() {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let store = DynamoDbStore::new(Client::from_conf(config), "t").with_key_replicas(3);
+        let mut record = key();
+        record.owner = Some(Owner::parse("acme").unwrap());
+        let item = encode_key(&record).unwrap();
+        let writes = store.copy_writes(&record.id, &item).unwrap();
+        assert_eq!(writes.len(), usize::from(MAX_KEY_REPLICAS) - 1);
+        for (n, write) in (1u8..).zip(&writes) {
+            let pk = s(format!("KEY#{}#R{n}", record.id));
+            match (&write.put, &write.delete) {
+                (Some(put), None) if n < 3 => {
+                    assert_eq!(put.item["pk"], pk);
+                    for listed in [ALL_PK, OWNER_PK, LISTED_SK] {
+                        assert!(!put.item.contains_key(listed), "copy {n} has {listed}");
+                    }
+                    assert_eq!(
+                        decode_key(&put.item).unwrap(),
+                        decode_key(&item).unwrap(),
+                        "copy {n} holds the record"
+                    );
+                }
+                (None, Some(delete)) if n >= 3 => assert_eq!(delete.key["pk"], pk),
+                _ => panic!("copy {n}: {write:?}"),
+            }
+        }
     }
 
     #[test]

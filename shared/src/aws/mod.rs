@@ -26,7 +26,8 @@ use secrets::SecretsManagerKeySource;
 /// its clients start.
 pub fn app(config: &Config, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> (App, AwsCalls) {
     let calls = AwsCalls::default();
-    let store = DynamoDbStore::new(calls.dynamodb(sdk), &config.table_name);
+    let store = DynamoDbStore::new(calls.dynamodb(sdk), &config.table_name)
+        .with_key_replicas(config.key_replicas);
     let source =
         SecretsManagerKeySource::new(calls.secrets_manager(sdk), &config.signing_secret_arn);
     let app = App::new(
