@@ -280,10 +280,18 @@ class Page:
     def until(self, what, condition, timeout=10):
         """Waits until `condition()` holds; fails naming `what` after `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        while not condition():
+        while not self._holds(condition):
             if time.monotonic() > deadline:
                 pytest.fail(f"not within {timeout} s: {what}; page text:\n{self.text()}", pytrace=False)
             time.sleep(0.1)
+
+    @staticmethod
+    def _holds(condition):
+        """`condition()`, false while the page replaces what it looked at."""
+        try:
+            return condition()
+        except StaleElementReferenceException:
+            return False
 
     def bearer(self):
         """The bearer token the page sent last, read from the browser's own
@@ -294,16 +302,23 @@ class Page:
         return self._tokens[-1]
 
     def click(self, role, name):
-        el = self.role(role, name)
-        el.click()
-        return el
+        return self._act(role, name, lambda el: el.click())
 
     def fill(self, role, name, text):
         """Clears the field, then types `text`."""
-        el = self.role(role, name)
-        el.clear()
-        el.send_keys(text)
-        return el
+        return self._act(role, name, lambda el: (el.clear(), el.send_keys(text)))
+
+    def _act(self, role, name, action):
+        """Finds the element and acts on it, finding it again if the page
+        replaced it in between (a screen re-rendered as an answer came in)."""
+        for _ in range(5):
+            el = self.role(role, name)
+            try:
+                action(el)
+                return el
+            except StaleElementReferenceException:
+                time.sleep(0.1)
+        pytest.fail(f"the {role} {name!r} kept being replaced", pytrace=False)
 
     def text(self):
         """The visible text of the page."""

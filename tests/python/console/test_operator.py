@@ -133,8 +133,9 @@ def test_detail_sessions_revoke_and_activity(page, server):
     page.until("no sessions listed", lambda: "No live sessions." in page.text())
     assert server.api("GET", "/auth/verify", token=second)[0] == 401
 
-    activity = page.role("table", "Activity")
-    rows = [r.text for r in activity.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    # Both sections reload after each revoke; the activity may come in last.
+    page.until("the revokes in the activity", lambda: "sessions.revoked" in page.role("table", "Activity").text)
+    rows = [r.text for r in page.role("table", "Activity").find_elements(By.CSS_SELECTOR, "tbody tr")]
     actions = [next(a for a in ("sessions.revoked", "session.revoked", "key.created") if a in r) for r in rows]
     # Newest first, each by the console's root key.
     assert actions[:3] == ["sessions.revoked", "session.revoked", "key.created"], rows

@@ -167,6 +167,7 @@ def test_the_portal_rotates_revokes_and_shows_its_activity_by_portal(page, porta
     page.click("button", "Revoke key")
     page.until("revoked", lambda: not page.present("button", "Revoke"))
     assert server.api("GET", "/auth/verify", token=token)[0] == 401
+    page.until("the revoke in the activity", lambda: "key.revoked" in page.role("table", "Activity").text)
     activity = page.role("table", "Activity").text
     assert "key.revoked" in activity and "key.rotated" in activity and "portal (acme)" in activity
     page.shot("portal-activity")
