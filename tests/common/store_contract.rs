@@ -8,7 +8,9 @@ use auth_shared::domain::audit::AuditEvent;
 use auth_shared::domain::owner::{Meta, Owner};
 use auth_shared::domain::scope::Scopes;
 use auth_shared::domain::session_id::SessionId;
-use auth_shared::domain::store::{KeyPosition, SessionRecord, SessionTimes, StoredToken};
+use auth_shared::domain::store::{
+    KeyPosition, LiveSessions, SessionRecord, SessionTimes, StoredToken,
+};
 use auth_shared::domain::token::Claims;
 
 pub(crate) fn key(name: &str, created_at: u64) -> KeyRecord {
@@ -721,6 +723,34 @@ async fn a_keys_sessions_are_listed_and_their_times_read_and_no_others() {
             times,
             vec![at(10_000), at(10_500)],
             "{name}: a session expiring at `now` is not counted"
+        );
+        // Counted: the same two, and with a revoke-all cut-off between their
+        // mint times only the one minted after it.
+        let now = base() + 9_000;
+        assert_eq!(
+            store.live_sessions(&a.id, now, 0).await.unwrap(),
+            LiveSessions {
+                count: 2,
+                earliest_exp: Some(base() + 10_000)
+            },
+            "{name}"
+        );
+        let cut_off = at(10_000).minted_ms;
+        assert_eq!(
+            store.live_sessions(&a.id, now, cut_off).await.unwrap(),
+            LiveSessions {
+                count: 1,
+                earliest_exp: Some(base() + 10_500)
+            },
+            "{name}: minted at the cut-off is revoked"
+        );
+        assert_eq!(
+            store
+                .live_sessions(&a.id, base() + 20_000, 0)
+                .await
+                .unwrap(),
+            LiveSessions::default(),
+            "{name}: none live later"
         );
         assert_eq!(
             store.list_sessions(&b.id).await.unwrap().len(),

@@ -160,18 +160,14 @@ async fn issue(app: &App, token: &StoredToken, now: u64) -> Result<Option<Issued
 /// Refuses to open one more session for a key that holds as many live ones
 /// as it may; the answer says when the oldest of them expires.
 async fn check_session_cap(app: &App, record: &KeyRecord, now: u64) -> Result<(), Error> {
-    let live: Vec<u64> = app
+    let live = app
         .store
-        .unexpired_sessions(&record.id, now)
-        .await?
-        .into_iter()
-        .filter(|s| !record.revoked_session_minted_at(s.minted_ms))
-        .map(|s| s.exp)
-        .collect();
-    if (live.len() as u64) < app.policy.max_sessions_per_key {
+        .live_sessions(&record.id, now, record.sessions_revoked_before)
+        .await?;
+    if live.count < app.policy.max_sessions_per_key {
         return Ok(());
     }
-    let oldest = live.into_iter().min().unwrap_or(now);
+    let oldest = live.earliest_exp.unwrap_or(now);
     Err(Error::TooManySessions(oldest.saturating_sub(now)))
 }
 

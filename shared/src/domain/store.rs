@@ -211,6 +211,25 @@ pub struct SessionTimes {
     pub minted_ms: u64,
 }
 
+/// A key's live sessions, counted: see [`Store::live_sessions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LiveSessions {
+    /// How many.
+    pub count: u64,
+    /// The earliest expiry among them, Unix seconds; `None` when there are none.
+    pub earliest_exp: Option<u64>,
+}
+
+impl LiveSessions {
+    /// The count and earliest expiry of `times`.
+    pub fn of<'a>(times: impl Iterator<Item = &'a SessionTimes>) -> Self {
+        times.fold(Self::default(), |live, s| Self {
+            count: live.count + 1,
+            earliest_exp: Some(live.earliest_exp.map_or(s.exp, |e| e.min(s.exp))),
+        })
+    }
+}
+
 /// Where a key sits in the newest-first listing of [`Store::keys_page`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KeyPosition {
@@ -295,6 +314,24 @@ pub trait Store: Send + Sync {
         key: &KeyId,
         now: u64,
     ) -> Result<Vec<SessionTimes>, StoreError>;
+
+    /// How many sessions of a key are live at `now` (seconds), their
+    /// current token unexpired and minted after `cut_off_ms` (the key's
+    /// revoke-all; 0 for none), and the earliest of their expiries: all the
+    /// session cap needs, so a store may count without reading each session.
+    async fn live_sessions(
+        &self,
+        key: &KeyId,
+        now: u64,
+        cut_off_ms: u64,
+    ) -> Result<LiveSessions, StoreError> {
+        let times = self.unexpired_sessions(key, now).await?;
+        Ok(LiveSessions::of(
+            times
+                .iter()
+                .filter(|s| cut_off_ms == 0 || s.minted_ms > cut_off_ms),
+        ))
+    }
 
     /// A key alone.
     async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError>;

@@ -20,7 +20,7 @@ use crate::domain::owner::Owner;
 use crate::domain::portal::PortalLink;
 use crate::domain::session_id::SessionId;
 use crate::domain::store::{
-    KeyAndSession, KeyPosition, SessionRecord, SessionTimes, Store, StoreError,
+    KeyAndSession, KeyPosition, LiveSessions, SessionRecord, SessionTimes, Store, StoreError,
 };
 
 /// The schema, one step per `PRAGMA user_version`: step `i` takes a file at
@@ -568,6 +568,36 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn live_sessions(
+        &self,
+        key: &KeyId,
+        now: u64,
+        cut_off_ms: u64,
+    ) -> Result<LiveSessions, StoreError> {
+        // Counted inside SQLite from the sessions_live_times index: no row
+        // crosses into Rust, however many sessions the key holds.
+        let conn = self.reader()?;
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT count(*), min(exp) FROM sessions \
+                 WHERE key_id = ?1 AND exp > ?2 AND (?3 = 0 OR minted_ms > ?3)",
+            )
+            .map_err(unavailable)?;
+        let (count, earliest) = statement
+            .query_row(
+                params![key.as_str(), to_i64(now)?, to_i64(cut_off_ms)?],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?)),
+            )
+            .map_err(unavailable)?;
+        let corrupt = || StoreError::Internal("corrupt session row: time".into());
+        Ok(LiveSessions {
+            count: u64::try_from(count).map_err(|_| corrupt())?,
+            earliest_exp: earliest
+                .map(|e| u64::try_from(e).map_err(|_| corrupt()))
+                .transpose()?,
+        })
     }
 
     async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
