@@ -4,7 +4,7 @@
 // answers; nothing is cached beyond the page's memory.
 
 import * as api from "./api.js";
-import { dialog, field, fill, h, say, uid, when } from "./dom.js";
+import { dialog, field, fill, formDialog, h, say, uid, when } from "./dom.js";
 
 const portalPage = location.pathname.endsWith("/console/portal");
 /** Where a portal customer goes for a new link; not a secret, so it may outlive a reload. */
@@ -229,23 +229,16 @@ function createDialog() {
   const meta = h("textarea", { rows: 3, spellcheck: "false" });
   const create = h("button", { type: "submit", class: "primary" }, "Create");
   const scopesId = uid("scopes");
-  const { close, alert } = dialog("Create key", (close) => {
-    const form = h("form", {},
-      field("Name", name),
-      operator
-        ? field("Scopes", scopesText, "Space-separated, as in “read write”.")
-        : h("fieldset", { "aria-labelledby": scopesId }, h("legend", { id: scopesId }, "Scopes"),
-          boxes.map(([s, box]) => h("label", { class: "check" }, box, s))),
-      field("Expires", expires),
-      operator ? field("Owner", owner, "The customer this key belongs to (optional).") : null,
-      operator ? field("Metadata", meta, "A JSON object returned on every verify (optional).") : null,
-      h("div", { class: "actions" }, create, h("button", { type: "button", on: { click: close } }, "Cancel")));
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      submit();
-    });
-    return form;
-  });
+  const { close, alert } = formDialog("Create key", [
+    field("Name", name),
+    operator
+      ? field("Scopes", scopesText, "Space-separated, as in “read write”.")
+      : h("fieldset", { "aria-labelledby": scopesId }, h("legend", { id: scopesId }, "Scopes"),
+        boxes.map(([s, box]) => h("label", { class: "check" }, box, s))),
+    field("Expires", expires),
+    operator ? field("Owner", owner, "The customer this key belongs to (optional).") : null,
+    operator ? field("Metadata", meta, "A JSON object returned on every verify (optional).") : null,
+  ], create, submit);
   name.focus();
 
   async function submit() {
@@ -438,18 +431,11 @@ function editDialog(key) {
   const meta = h("textarea", { rows: 3, spellcheck: "false" });
   meta.value = key.meta === null ? "" : JSON.stringify(key.meta);
   const save = h("button", { type: "submit", class: "primary" }, "Save");
-  const { close, alert } = dialog(`Edit ${key.name}`, (close) => {
-    const form = h("form", {},
-      field("Name", name),
-      field("Scopes", scopes, "Narrower scopes hold from the next verify of the key's tokens; wider ones only for new tokens."),
-      field("Metadata", meta, "A JSON object; empty clears it."),
-      h("div", { class: "actions" }, save, h("button", { type: "button", on: { click: close } }, "Cancel")));
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      submit();
-    });
-    return form;
-  });
+  const { close, alert } = formDialog(`Edit ${key.name}`, [
+    field("Name", name),
+    field("Scopes", scopes, "Narrower scopes hold from the next verify of the key's tokens; wider ones only for new tokens."),
+    field("Metadata", meta, "A JSON object; empty clears it."),
+  ], save, submit);
   name.focus();
 
   async function submit() {

@@ -88,3 +88,19 @@ export function say(alert, message) {
   alert.textContent = message || "";
   alert.hidden = !message;
 }
+
+/**
+ * A dialog holding a form: `fields`, then `button` (its submit) beside
+ * Cancel. `submit()` runs when the form is submitted, by the button or Enter.
+ */
+export function formDialog(title, fields, button, submit) {
+  return dialog(title, (close) => {
+    const form = h("form", {}, fields,
+      h("div", { class: "actions" }, button, h("button", { type: "button", on: { click: close } }, "Cancel")));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submit();
+    });
+    return form;
+  });
+}

@@ -22,6 +22,7 @@ use lambda_http::http::Method;
 use serde_json::json;
 
 use crate::admin::{ALL_ADMIN, call, key_path, made, root};
+use crate::verify_cache::{PATHS, revoke};
 
 /// A store on `t`'s table with the default `KEY_REPLICAS`.
 fn store(t: &AwsTestApp) -> DynamoDbStore {
@@ -152,29 +153,15 @@ async fn verifies_of_one_key_spread_over_all_its_copies_none_read_more_than_twic
 #[tokio::test]
 async fn each_revocation_is_seen_by_the_next_verify_whichever_copy_it_reads() {
     let mut t = AwsTestApp::spawn().await;
-    let (_, admin) = root(&t, ALL_ADMIN, None).await;
-    for path in ["token", "session", "all sessions", "key", "admin revoke"] {
-        let (id, key) = made(&t, &admin, json!({"name": path, "scopes": "read"})).await;
+    for path in PATHS {
+        let key = t.create_key("read").await;
         let token = t.token(&key, "s").await;
         assert_eq!(
             verify_through_each_copy(&mut t, &token).await,
             all(200),
             "{path}: before"
         );
-        let r = match path {
-            "token" => t.revoke_bearer(&token).await,
-            "session" => t.revoke(json!({"api_key": key, "session_id": "s"})).await,
-            "all sessions" => {
-                t.revoke(json!({"api_key": key, "all_sessions": true}))
-                    .await
-            }
-            "key" => {
-                t.revoke(json!({"api_key": key, "revoke_api_key": true}))
-                    .await
-            }
-            _ => call(&t, &admin, Method::POST, &key_path(&id, "/revoke"), None).await,
-        };
-        assert_eq!(r.status, 200, "{path}: {r:?}");
+        revoke(&t, path, &key, &token).await;
         assert_eq!(
             verify_through_each_copy(&mut t, &token).await,
             all(401),

@@ -21,10 +21,11 @@ fn cached() -> TokenPolicy {
     }
 }
 
-/// Every way a token stops: the name, and how (on the app, for the key and its token).
-const PATHS: [&str; 5] = ["token", "session", "all sessions", "key", "admin revoke"];
+/// Every way a token stops, as [`revoke`] names them.
+pub(crate) const PATHS: [&str; 5] = ["token", "session", "all sessions", "key", "admin revoke"];
 
-async fn revoke(t: &crate::backend::Service, path: &str, key: &str, token: &str) {
+/// Stops `token` of `key` by `path`, one of [`PATHS`]; must succeed.
+pub(crate) async fn revoke(t: &crate::backend::Service, path: &str, key: &str, token: &str) {
     let r = match path {
         "token" => t.revoke_bearer(token).await,
         "session" => t.revoke(json!({"api_key": key, "session_id": "s"})).await,
