@@ -76,6 +76,10 @@ def fixture_token(watch, key):
     return json.loads(response["body"])["access_token"]
 
 
+EMULATOR_ATTEMPTS = 3
+"""Requests a call makes when cargo lambda itself answers 500."""
+
+
 class Watch:
     """Calls to the functions under watch: through their function URLs, and
     with `cargo lambda invoke` on the events/ fixtures."""
@@ -98,11 +102,20 @@ class Watch:
             f"{self.base}/lambda-url/{function}{path}", data=data, method=method, headers=headers or {},
         )
         timeout = CALL_SECONDS if function in self.warm else FIRST_CALL_SECONDS
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                status, raw, got = response.status, response.read(), response.headers
-        except urllib.error.HTTPError as e:
-            status, raw, got = e.code, e.read(), e.headers
+        for attempt in range(EMULATOR_ATTEMPTS):
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    status, raw, got = response.status, response.read(), response.headers
+            except urllib.error.HTTPError as e:
+                status, raw, got = e.code, e.read(), e.headers
+            # cargo lambda's own 500 (a problem document, never our error
+            # body) has been seen once for a GET the function logged as 200:
+            # the emulator's fault, not the function's, so a GET is asked
+            # again; our own 500s, other answers and other methods return at once.
+            emulator_failed = status == 500 and b"httpstatuses.com/500" in raw
+            if method not in ("GET", "HEAD") or not emulator_failed:
+                break
+            print(f"cargo lambda answered 500 itself (attempt {attempt + 1}): {raw[:300]!r}")
         self.warm.add(function)
         return status, {k.lower(): v for k, v in got.items()}, raw
 
