@@ -80,6 +80,15 @@ EMULATOR_ATTEMPTS = 3
 """Requests a call makes when cargo lambda itself answers 500."""
 
 
+def ours(raw):
+    """Whether a body is one of the service's JSON errors (`error` and `request_id`)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "error" in body and "request_id" in body
+
+
 class Watch:
     """Calls to the functions under watch: through their function URLs, and
     with `cargo lambda invoke` on the events/ fixtures."""
@@ -108,12 +117,11 @@ class Watch:
                     status, raw, got = response.status, response.read(), response.headers
             except urllib.error.HTTPError as e:
                 status, raw, got = e.code, e.read(), e.headers
-            # cargo lambda's own 500 (a problem document, never our error
-            # body) has been seen once for a GET the function logged as 200:
-            # the emulator's fault, not the function's, so a GET is asked
-            # again; our own 500s, other answers and other methods return at once.
-            emulator_failed = status == 500 and b"httpstatuses.com/500" in raw
-            if method not in ("GET", "HEAD") or not emulator_failed:
+            # cargo lambda's own 500 (its body is never our error body) has
+            # been seen once for a GET the function logged as 200: the
+            # emulator's fault, not the function's, so a GET is asked again;
+            # our own 500s, other answers and other methods return at once.
+            if method not in ("GET", "HEAD") or status != 500 or ours(raw):
                 break
             print(f"cargo lambda answered 500 itself (attempt {attempt + 1}): {raw[:300]!r}")
         self.warm.add(function)
