@@ -1,5 +1,7 @@
 //! Logging: one JSON line per request, never a key, token or signing key.
 
+pub mod metrics;
+
 use std::io::Write;
 use std::panic::Location;
 
