@@ -208,11 +208,11 @@ fn check_metric(template: &Yaml, metric: &MetricId) -> Result<(), String> {
             .into_iter()
             .find(|(i, _)| i == id)
             .map(|(_, r)| r)
-            .ok_or_else(|| format!("{key} names {id}, not a {kind} of the stack"))?,
+            .ok_or_else(|| format!("{key} names {id}, no resource of the stack of type {kind}"))?,
         // A SEARCH or a fixed name would watch resources of other stacks.
         other => {
             return Err(format!(
-                "{key} is {other:?}, not a !Ref of a {kind} of the stack"
+                "{key} is {other:?}, not a !Ref of a resource of type {kind}"
             ));
         }
     };
