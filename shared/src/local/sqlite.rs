@@ -3,13 +3,15 @@
 //! WAL mode and a busy timeout let several processes share the file (the
 //! server and `authctl keys ...` at once). Every compare-and-set is one
 //! statement, which SQLite runs atomically under its write lock across
-//! processes, as DynamoDB runs a conditional write. Calls are quick local operations, run
-//! synchronously under a connection's mutex: a thread hop would cost more
-//! than the query.
+//! processes, as DynamoDB runs a conditional write. Reads are quick local
+//! operations, run synchronously under a reader connection's mutex: a thread
+//! hop would cost more than the query. Writes go to a thread of their own
+//! (see [`SqliteStore`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, TryLockError};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard, TryLockError};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -157,27 +159,26 @@ const CACHE_KIB: i64 = 64 << 10;
 /// (`synchronous=NORMAL` in WAL mode); a key write or a session delete (every
 /// revoke) also against power loss (`synchronous=FULL` for that commit).
 ///
-/// The WAL stays bounded: the background checkpoints are PASSIVE and
-/// starve while readers keep old snapshots open, so once the WAL passes
-/// [`Options::wal_limit`] the writer itself runs a TRUNCATE checkpoint before
-/// its next write (readers here hold a snapshot for microseconds, so it
-/// completes at once); dropping the store truncates it too.
+/// The WAL stays bounded: the writer checkpoints (PASSIVE) right after the
+/// commit that takes the WAL past [`CHECKPOINT_PAGES`], between writes, so
+/// the checkpoint copies every frame and the next write starts the WAL over
+/// (a checkpoint running beside the writer never caught up with it, and the
+/// WAL grew until a TRUNCATE that made readers wait). Should a reader of
+/// another process still starve it past [`Options::wal_limit`], the writer
+/// runs a TRUNCATE checkpoint before its next write; dropping the store
+/// truncates it too.
+///
+/// Every write runs on one thread of its own, fed by a queue: a commit, a
+/// WAL truncation or a sweep can take milliseconds, and on a runtime worker
+/// it would stall every request queued on that worker, verifies included.
+/// Session writes waiting in the queue together commit as one transaction.
 pub struct SqliteStore {
-    writer: tokio::sync::Mutex<Connection>,
-    queued: Mutex<Vec<QueuedPut>>,
+    /// The writer thread's queue; `None` once closing.
+    writes: Option<std::sync::mpsc::Sender<Job>>,
+    /// Joined on drop, so the store is closed when drop returns.
+    writer: Option<std::thread::JoinHandle<()>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
-    wal: PathBuf,
-    options: Options,
-    /// Unix seconds of the next sweep of expired sessions.
-    next_sweep: AtomicU64,
-    /// Dropping it stops the checkpointer thread.
-    checkpointer: Option<std::sync::mpsc::Sender<()>>,
-    /// Held by whoever checkpoints in this process. SQLite refuses a second
-    /// checkpoint at once without waiting, so without it the writer's
-    /// truncation would fail whenever the background one is mid-copy, and
-    /// the WAL would grow for as long as that copy took.
-    checkpointing: Arc<Mutex<()>>,
 }
 
 /// Tuning of a [`SqliteStore`]; the defaults suit `authctl serve`.
@@ -219,12 +220,8 @@ impl SqliteStore {
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
-        // The writer never checkpoints on its own: a checkpoint copies the WAL
-        // into the file and syncs both, and on the writer every login queued
-        // behind it would wait for the disk. A thread of its own does it
-        // instead, and the writer only steps in to bound the WAL.
         writer
-            .pragma_update(None, "wal_autocheckpoint", 0)
+            .pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)
             .map_err(unavailable)?;
         writer
             .pragma_update(None, "journal_size_limit", to_i64(options.wal_limit)?)
@@ -235,46 +232,160 @@ impl SqliteStore {
             .clamp(2, MAX_READERS);
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        let checkpointing = Arc::new(Mutex::new(()));
-        Ok(Self {
-            writer: tokio::sync::Mutex::new(writer),
-            queued: Mutex::new(Vec::new()),
-            readers: (0..readers)
-                .map(|_| connect(path).map(Mutex::new))
-                .collect::<Result<_, _>>()?,
-            next_reader: AtomicUsize::new(0),
+        let readers = (0..readers)
+            .map(|_| connect(path).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        let (writes, jobs) = std::sync::mpsc::channel();
+        let writer = Writer {
+            conn: writer,
             wal: PathBuf::from(wal),
             options,
-            next_sweep: AtomicU64::new(0),
-            checkpointer: Some(spawn_checkpointer(connect(path)?, checkpointing.clone())?),
-            checkpointing,
+            next_sweep: 0,
+        };
+        let writer = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run(&jobs))
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(Self {
+            writes: Some(writes),
+            writer: Some(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
         })
     }
 
-    /// The writer, once every queued session write has been committed: a
-    /// write made after a login's queued one (a revoke, say) lands after it.
-    /// Housekeeping that needs the writer (bounding the WAL, sweeping expired
-    /// sessions) runs here, between writes.
-    async fn writer(&self) -> tokio::sync::MutexGuard<'_, Connection> {
-        let conn = self.writer.lock().await;
-        let queued = std::mem::take(&mut *lock(&self.queued));
-        if !queued.is_empty() {
-            commit_puts(&conn, queued);
+    /// Runs `write` on the writer thread, after every write queued before it,
+    /// and answers what it returned.
+    async fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.enqueue(Job::Run(Box::new(move |conn| {
+            // A caller that went away needs no answer.
+            reply.send(write(conn)).ok();
+        })))?;
+        answer.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    /// Runs `write` as [`Self::write`] does, as one durable commit ([`durably`]).
+    async fn write_durably<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.write(move |conn| durably(conn, write)).await
+    }
+
+    fn enqueue(&self, job: Job) -> Result<(), StoreError> {
+        self.writes
+            .as_ref()
+            .ok_or_else(writer_gone)?
+            .send(job)
+            .map_err(|_| writer_gone())
+    }
+
+    /// A free reader, or (all busy) the next one in turn.
+    fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        for reader in &self.readers {
+            match reader.try_lock() {
+                Ok(guard) => return Ok(guard),
+                Err(TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
         }
-        self.bound_wal(&conn);
-        self.sweep(&conn);
-        conn
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        self.readers
+            .iter()
+            .cycle()
+            .nth(turn % MAX_READERS)
+            .map(lock)
+            .ok_or_else(|| StoreError::Internal("the store has no readers".into()))
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Leaves no WAL behind: the writer commits
+    /// what is queued, copies the WAL into the file and truncates it.
+    fn drop(&mut self) {
+        drop(self.writes.take());
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::warn!("the SQLite writer thread panicked");
+        }
+    }
+}
+
+/// A write for the writer thread.
+enum Job {
+    /// A session write, committed with those queued beside it.
+    Put(QueuedPut),
+    /// Any other write, run on its own, after the puts queued before it.
+    Run(Box<dyn FnOnce(&Connection) + Send>),
+}
+
+/// Jobs one round takes off the queue at most, so the WAL bound and the
+/// sweep still run between rounds under a flood of writes.
+const ROUND: usize = 1024;
+
+/// The writer thread's state: the one connection that writes, and its housekeeping.
+struct Writer {
+    conn: Connection,
+    wal: PathBuf,
+    options: Options,
+    /// Unix seconds of the next sweep of expired sessions.
+    next_sweep: u64,
+}
+
+impl Writer {
+    /// Runs jobs in the order they were queued until every sender is gone,
+    /// then truncates the WAL. Session writes queued back to back commit
+    /// together; any other job first commits the ones before it, so a write
+    /// made after a login's (a revoke, say) lands after it.
+    fn run(mut self, jobs: &std::sync::mpsc::Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut puts = Vec::new();
+            let round = std::iter::once(first).chain(std::iter::from_fn(|| jobs.try_recv().ok()));
+            for job in round.take(ROUND) {
+                match job {
+                    Job::Put(put) => puts.push(put),
+                    Job::Run(write) => {
+                        self.commit(std::mem::take(&mut puts));
+                        // A bug in one write must not stop every later one:
+                        // its transaction rolls back as it unwinds, and its
+                        // caller, whose reply was dropped, gets an error.
+                        let conn = &self.conn;
+                        if std::panic::catch_unwind(AssertUnwindSafe(|| write(conn))).is_err() {
+                            tracing::error!("a SQLite write panicked");
+                        }
+                    }
+                }
+            }
+            self.commit(puts);
+        }
+        if let Err(e) = truncate_wal(&self.conn) {
+            tracing::warn!(error = %e, "WAL not truncated on close");
+        }
+    }
+
+    /// Commits `puts` as one transaction, then does the housekeeping due:
+    /// it runs between writes, never inside one, and sweeps no write that
+    /// follows it.
+    fn commit(&mut self, puts: Vec<QueuedPut>) {
+        if !puts.is_empty() {
+            commit_puts(&self.conn, puts);
+        }
+        self.bound_wal();
+        self.sweep();
     }
 
     /// Truncates the WAL once it has grown past the limit.
-    fn bound_wal(&self, conn: &Connection) {
+    fn bound_wal(&self) {
         let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
         if size > self.options.wal_limit {
-            // Waits for a background checkpoint to finish rather than fail on
-            // it. Still busy (a reader of another process holding an old
+            // Still busy (a reader of another process holding an old
             // snapshot past the busy timeout): the next write tries again.
-            let _checkpointing = lock(&self.checkpointing);
-            if let Err(e) = truncate_wal(conn) {
+            if let Err(e) = truncate_wal(&self.conn) {
                 tracing::debug!(error = %e, size, "WAL truncation deferred");
             }
         }
@@ -283,14 +394,15 @@ impl SqliteStore {
     /// Deletes a batch of sessions (and one of events) whose TTL has passed, at most once per
     /// [`SWEEP_EVERY_SECONDS`] unless the last batch was full. DynamoDB does
     /// the same by TTL; readers never rely on either.
-    fn sweep(&self, conn: &Connection) {
+    fn sweep(&mut self) {
         let Ok(now) = crate::domain::clock::Clock::now(&crate::domain::clock::SystemClock) else {
             return;
         };
-        if now < self.next_sweep.load(Ordering::Relaxed) {
+        if now < self.next_sweep {
             return;
         }
         let swept = to_i64(now).map_err(|e| e.to_string()).and_then(|now| {
+            let conn = &self.conn;
             conn.prepare_cached(
                 "DELETE FROM sessions WHERE (key_id, session_id) IN
                  (SELECT key_id, session_id FROM sessions WHERE ttl < ?1 LIMIT ?2)",
@@ -322,42 +434,13 @@ impl SqliteStore {
                 now.saturating_add(SWEEP_EVERY_SECONDS)
             }
         };
-        self.next_sweep.store(again, Ordering::Relaxed);
+        self.next_sweep = again;
     }
 
-    /// A free reader, or (all busy) the next one in turn.
-    fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        for reader in &self.readers {
-            match reader.try_lock() {
-                Ok(guard) => return Ok(guard),
-                Err(TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        self.readers
-            .iter()
-            .cycle()
-            .nth(turn % MAX_READERS)
-            .map(lock)
-            .ok_or_else(|| StoreError::Internal("the store has no readers".into()))
-    }
 }
 
-impl Drop for SqliteStore {
-    /// Leaves no WAL behind: the checkpointer stops, then the writer copies
-    /// what is left into the file and truncates the WAL to nothing.
-    fn drop(&mut self) {
-        drop(self.checkpointer.take());
-        let conn = self.writer.get_mut();
-        let queued = std::mem::take(&mut *lock(&self.queued));
-        if !queued.is_empty() {
-            commit_puts(conn, queued);
-        }
-        if let Err(e) = truncate_wal(conn) {
-            tracing::warn!(error = %e, "WAL not truncated on close");
-        }
-    }
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the SQLite writer has stopped".into())
 }
 
 /// Applies the [`MIGRATIONS`] a file lacks, all in one transaction, so two
@@ -411,41 +494,17 @@ fn durably<T>(
 /// Readers at most, whatever the CPU count.
 const MAX_READERS: usize = 8;
 
-/// How often the checkpointer copies the WAL into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Starts the thread that checkpoints `conn`'s database every
-/// [`CHECKPOINT_EVERY`] until the returned sender is dropped. PASSIVE
-/// checkpoints wait for no one: the writer and the readers carry on, and
-/// frames a reader still needs are left for the next round. With nothing
-/// new in the WAL a round only reads its header.
-fn spawn_checkpointer(
-    conn: Connection,
-    checkpointing: Arc<Mutex<()>>,
-) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("sqlite-checkpoint".into())
-        .spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(CHECKPOINT_EVERY)
-            {
-                let _checkpointing = lock(&checkpointing);
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
-                }
-            }
-        })
-        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-    Ok(stop)
-}
+/// WAL pages (4 KiB each) after which the writer checkpoints: 16 MiB, a
+/// second or so of new sessions at full speed. Each checkpoint syncs the
+/// WAL and the file, so fewer and larger ones cost logins less waiting.
+const CHECKPOINT_PAGES: i64 = 4096;
 
 /// A connection with the settings every one of ours has.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(unavailable)?;
-    // The busy timeout makes a second writer (another process) wait instead of failing.
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(unavailable)?;
+    // A connection that meets a lock waits (another process's writer, or a
+    // checkpoint meeting a reader) instead of failing.
+    conn.busy_handler(Some(retry_soon)).map_err(unavailable)?;
     // Pages come from SQLite's own cache, not a memory map: a reader drops
     // its map (munmap, then page faults to map it again) every time another
     // connection commits, which made a login that opens a session spend a
@@ -453,6 +512,22 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "cache_size", -CACHE_KIB)
         .map_err(unavailable)?;
     Ok(conn)
+}
+
+/// The busy handler: tries again after 25 µs for the first 5 ms, then every
+/// millisecond, and gives up after 5 s. SQLite's own handler sleeps 1, 2, 5,
+/// 10, 15, 20... ms between tries, so a WAL truncation that met a reader for
+/// a few microseconds waited 20 to 40 ms, and every login queued behind it.
+fn retry_soon(tries: i32) -> bool {
+    const QUICK: i32 = 200;
+    const GIVE_UP: i32 = QUICK + 4995;
+    let pause = match tries {
+        ..QUICK => std::time::Duration::from_micros(25),
+        QUICK..GIVE_UP => std::time::Duration::from_millis(1),
+        _ => return false,
+    };
+    std::thread::sleep(pause);
+    true
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -492,7 +567,7 @@ impl Store for SqliteStore {
             serde_json::to_string(session).map_err(|e| StoreError::Internal(e.to_string()))?;
         let current = &session.current;
         let (reply, written) = tokio::sync::oneshot::channel();
-        lock(&self.queued).push(QueuedPut {
+        self.enqueue(Job::Put(QueuedPut {
             key_id: session.key_id().to_owned(),
             session_id: session.session_id().to_owned(),
             jti: current.claims.jti.clone(),
@@ -503,13 +578,8 @@ impl Store for SqliteStore {
             record,
             replaces: replaces.map(str::to_owned),
             reply,
-        });
-        // Taking the writer commits the queue, ours included, unless the
-        // holder before us already did.
-        drop(self.writer().await);
-        written
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Internal("a queued write was dropped".into())))
+        }))?;
+        written.await.unwrap_or_else(|_| Err(writer_gone()))
     }
 
     async fn delete_session(
@@ -519,8 +589,10 @@ impl Store for SqliteStore {
         holding: Option<&str>,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        durably(&*self.writer().await, |conn| {
-            logged(conn, event, |tx| {
+        let (key, session) = (key.clone(), session.clone());
+        let (holding, event) = (holding.map(str::to_owned), event.clone());
+        self.write_durably(move |conn| {
+            logged(conn, &event, |tx| {
                 tx.execute(
                     "DELETE FROM sessions WHERE key_id = ?1 AND session_id = ?2
                      AND (?3 IS NULL OR jti = ?3 OR prev_jti = ?3)",
@@ -529,6 +601,7 @@ impl Store for SqliteStore {
                 .map_err(unavailable)
             })
         })
+        .await
     }
 
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
@@ -607,17 +680,17 @@ impl Store for SqliteStore {
     async fn create_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError> {
         let sql = "INSERT OR IGNORE INTO keys (id, created_at, version, record, owner)
                    VALUES (?1, ?2, ?3, ?4, ?5)";
-        durably(&*self.writer().await, |conn| {
-            logged(conn, event, |tx| execute_key(tx, sql, record))
-        })
+        let (record, event) = (record.clone(), event.clone());
+        self.write_durably(move |conn| logged(conn, &event, |tx| execute_key(tx, sql, &record)))
+            .await
     }
 
     async fn save_key(&self, record: &KeyRecord, event: &AuditEvent) -> Result<bool, StoreError> {
         let sql = "UPDATE keys SET created_at = ?2, version = ?3, record = ?4, owner = ?5
                    WHERE id = ?1 AND version = ?3 - 1";
-        durably(&*self.writer().await, |conn| {
-            logged(conn, event, |tx| execute_key(tx, sql, record))
-        })
+        let (record, event) = (record.clone(), event.clone());
+        self.write_durably(move |conn| logged(conn, &event, |tx| execute_key(tx, sql, &record)))
+            .await
     }
 
     async fn create_portal_link(
@@ -626,15 +699,18 @@ impl Store for SqliteStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let record = encode(link)?;
-        let written = durably(&*self.writer().await, |conn| {
-            logged(conn, event, |tx| {
-                tx.execute(
-                    "INSERT OR IGNORE INTO portal_links (id, ttl, record) VALUES (?1, ?2, ?3)",
-                    params![link.id, to_i64(link.ttl())?, record],
-                )
-                .map_err(unavailable)
+        let (id, ttl, event) = (link.id.clone(), to_i64(link.ttl())?, event.clone());
+        let written = self
+            .write_durably(move |conn| {
+                logged(conn, &event, |tx| {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO portal_links (id, ttl, record) VALUES (?1, ?2, ?3)",
+                        params![id, ttl, record],
+                    )
+                    .map_err(unavailable)
+                })
             })
-        })?;
+            .await?;
         if written {
             Ok(())
         } else {
@@ -643,9 +719,9 @@ impl Store for SqliteStore {
     }
 
     async fn record_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        durably(&*self.writer().await, |conn| {
-            insert_event(conn, event, Conflict::Keep)
-        })
+        let event = event.clone();
+        self.write_durably(move |conn| insert_event(conn, &event, Conflict::Keep))
+            .await
     }
 
     async fn redeem_portal_link(
@@ -654,10 +730,11 @@ impl Store for SqliteStore {
         now: u64,
         until: u64,
     ) -> Result<Option<PortalLink>, StoreError> {
-        let conn = self.writer().await;
+        let id = id.to_owned();
+        let (now, until) = (to_i64(now)?, to_i64(until)?);
         // One statement: the first of two exchanges at once sets the
         // session, the second finds it set and changes nothing.
-        durably(&conn, |conn| {
+        self.write_durably(move |conn| {
             conn.prepare_cached(
                 "UPDATE portal_links SET record = json_set(record, '$.session_until', ?3)
                  WHERE id = ?1 AND json_extract(record, '$.session_until') IS NULL
@@ -665,15 +742,14 @@ impl Store for SqliteStore {
                  RETURNING record",
             )
             .map_err(unavailable)?
-            .query_row(params![id, to_i64(now)?, to_i64(until)?], |row| {
-                row.get::<_, String>(0)
-            })
+            .query_row(params![id, now, until], |row| row.get::<_, String>(0))
             .optional()
             .map_err(unavailable)?
             .as_deref()
             .map(decode_link)
             .transpose()
         })
+        .await
     }
 
     async fn portal_link(&self, id: &str) -> Result<Option<PortalLink>, StoreError> {
@@ -689,29 +765,33 @@ impl Store for SqliteStore {
     }
 
     async fn end_portal_session(&self, id: &str) -> Result<bool, StoreError> {
-        let conn = self.writer().await;
-        let ended = durably(&conn, |conn| {
-            conn.execute(
-                "DELETE FROM portal_links WHERE id = ?1
-                 AND json_extract(record, '$.session_until') IS NOT NULL",
-                params![id],
-            )
-            .map_err(unavailable)
-        })?;
+        let id = id.to_owned();
+        let ended = self
+            .write_durably(move |conn| {
+                conn.execute(
+                    "DELETE FROM portal_links WHERE id = ?1
+                     AND json_extract(record, '$.session_until') IS NOT NULL",
+                    params![id],
+                )
+                .map_err(unavailable)
+            })
+            .await?;
         Ok(ended == 1)
     }
 
     async fn touch_key(&self, key: &KeyId, at: u64, stale_before: u64) -> Result<bool, StoreError> {
         // Not durably: a last use lost to a power cut is written again.
+        let (key, at, stale_before) = (key.clone(), to_i64(at)?, to_i64(stale_before)?);
         let changed = self
-            .writer()
-            .await
-            .execute(
-                "UPDATE keys SET record = json_set(record, '$.last_used_at', ?2)
-                 WHERE id = ?1 AND coalesce(json_extract(record, '$.last_used_at'), 0) < ?3",
-                params![key.as_str(), to_i64(at)?, to_i64(stale_before)?],
-            )
-            .map_err(unavailable)?;
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE keys SET record = json_set(record, '$.last_used_at', ?2)
+                     WHERE id = ?1 AND coalesce(json_extract(record, '$.last_used_at'), 0) < ?3",
+                    params![key.as_str(), at, stale_before],
+                )
+                .map_err(unavailable)
+            })
+            .await?;
         Ok(changed == 1)
     }
 
