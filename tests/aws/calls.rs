@@ -462,3 +462,31 @@ async fn the_customer_portal_stays_within_its_aws_call_budget() {
         "the portal session read, then the owner's index query"
     );
 }
+
+#[tokio::test]
+async fn each_request_line_counts_the_dynamodb_calls_the_request_made() {
+    use auth_shared::telemetry::metrics::Metric;
+    crate::emf::publish();
+    let t = AwsTestApp::spawn().await;
+    let key = t.create_key("read").await;
+    mark_used(&t, &key).await;
+    let token = t.token(&key, "a").await;
+    let logs = auth_tests::CapturedLogs::default();
+    let _guard = logs.install();
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        made.push(calls_of(&t.calls, t.verify(&token, None)).await.0);
+        let new_session =
+            t.login(json!({"api_key": key, "session_id": uuid::Uuid::new_v4().to_string()}));
+        made.push(calls_of(&t.calls, new_session).await.0);
+    }
+    let logged: Vec<u64> = crate::emf::request_lines(&logs.text())
+        .iter()
+        .map(|l| crate::emf::value(l, Metric::DynamoDbCalls) as u64)
+        .collect();
+    assert_eq!(made, [1, 3, 1, 3], "the budgets");
+    assert_eq!(
+        logged, made,
+        "each line's DynamoDbCalls is what its request made"
+    );
+}

@@ -27,6 +27,8 @@ mod verify;
 mod admin;
 #[path = "../common/corrupt.rs"]
 mod corrupt;
+#[path = "../common/emf.rs"]
+mod emf;
 #[path = "../common/portal.rs"]
 mod portal;
 #[path = "../common/sticky.rs"]

@@ -179,3 +179,32 @@ async fn a_host_clock_outside_any_plausible_time_is_503_never_a_token_or_a_yes()
         );
     }
 }
+
+#[tokio::test]
+async fn a_503_counts_as_a_server_error_and_a_backend_unavailable() {
+    use auth_shared::telemetry::metrics::Metric;
+    crate::emf::publish();
+    let (mut t, key, token) = issued().await;
+    let dead = dead_endpoint().await;
+    t.app.store = Arc::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&dead),
+        &t.table,
+    ));
+    let logs = auth_tests::CapturedLogs::default();
+    let _guard = logs.install();
+    assert_unavailable(&timed(t.verify(&token, None)).await);
+    assert_unavailable(&timed(t.login(json!({"api_key": key}))).await);
+    let lines = crate::emf::request_lines(&logs.text());
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    for line in &lines {
+        assert_eq!(line["status"], 503, "{line}");
+        assert_eq!(crate::emf::value(line, Metric::ServerErrors), 1.0, "{line}");
+        assert_eq!(
+            crate::emf::value(line, Metric::BackendUnavailable),
+            1.0,
+            "{line}"
+        );
+        assert_eq!(crate::emf::value(line, Metric::ClientErrors), 0.0, "{line}");
+        assert_eq!(crate::emf::value(line, Metric::TokensReused), 0.0, "{line}");
+    }
+}

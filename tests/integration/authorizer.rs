@@ -484,3 +484,54 @@ async fn each_call_writes_one_log_line_with_ids_and_never_the_token() {
     assert_eq!(lines[3]["error"], "route_not_configured");
     assert_eq!(lines[5]["error"], "invalid_token");
 }
+
+#[tokio::test]
+async fn each_call_counts_as_a_request_and_a_refusal_as_a_denial_under_its_listed_route() {
+    crate::emf::publish();
+    let logs = CapturedLogs::default();
+    let _guard = logs.install();
+    tracing::callsite::rebuild_interest_cache();
+    let t = TestApp::spawn().await;
+    let (_, token) = token_with(&t, "read").await;
+    for (name, token) in [
+        ("http-api-valid.json", token.as_str()),
+        ("http-api-missing-scope.json", &token),
+        ("rest-request-unlisted-route.json", &token),
+        ("http-api-v1-valid.json", &token),
+        ("rest-token-valid.json", &token),
+    ] {
+        authorize(&t, fixture(name, token)).await.unwrap();
+    }
+    authorize(&t, fixture("rest-token-no-header.json", ""))
+        .await
+        .unwrap_err();
+
+    use auth_shared::telemetry::metrics::Metric;
+    let counted: Vec<_> = crate::emf::request_lines(&logs.text())
+        .iter()
+        .filter(|l| l["function"] == "authorizer")
+        .map(|l| {
+            assert_eq!(crate::emf::value(l, Metric::Requests), 1.0, "{l}");
+            assert_eq!(crate::emf::value(l, Metric::ServerErrors), 0.0, "{l}");
+            (
+                l["Route"].as_str().unwrap().to_owned(),
+                crate::emf::value(l, Metric::AuthorizerDenied),
+                crate::emf::value(l, Metric::ClientErrors),
+            )
+        })
+        .collect();
+    let row = |route: &str, denied: f64| (route.to_owned(), denied, denied);
+    assert_eq!(
+        counted,
+        [
+            row("GET /v1/whoami", 0.0),
+            row("POST /v1/documents", 1.0),
+            // Not a listed route: the raw path never becomes a dimension.
+            row("unknown", 1.0),
+            row("GET /v1/whoami", 0.0),
+            // A REST TOKEN event names no route, only a path.
+            row("unknown", 0.0),
+            row("unknown", 1.0),
+        ]
+    );
+}

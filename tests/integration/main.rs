@@ -18,6 +18,7 @@ mod events;
 mod hostile;
 mod login;
 mod logs;
+mod metrics;
 mod oauth;
 mod openapi;
 mod owner;
@@ -32,6 +33,8 @@ mod verify;
 mod admin;
 #[path = "../common/corrupt.rs"]
 mod corrupt;
+#[path = "../common/emf.rs"]
+mod emf;
 #[path = "../common/portal.rs"]
 mod portal;
 #[path = "../common/sticky.rs"]

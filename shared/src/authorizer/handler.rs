@@ -8,9 +8,9 @@ use crate::domain::scope::Scopes;
 use crate::domain::token::TokenError;
 use crate::domain::verify::{self, Verified};
 use crate::domain::{App, Error};
-use crate::telemetry::{Audit, RequestLine};
+use crate::telemetry::{Audit, RequestLine, metrics};
 
-use super::event::{Event, PolicyEvent, Shape, bearer};
+use super::event::{Event, PolicyEvent, RequestRoute, Shape, bearer};
 use super::policy::{
     AuthContext, AuthorizerResponse, PolicyDocument, PolicyResponse, PolicyScope, SimpleResponse,
 };
@@ -20,6 +20,9 @@ use super::{AuthorizerConfig, AuthorizerError, RouteScopes};
 struct Outcome {
     kind: &'static str,
     route: Option<String>,
+    /// The listed route the call is for, as the metrics' `Route`; `None`:
+    /// none is listed or the event does not say (a REST TOKEN event).
+    metric_route: Option<String>,
     outcome: &'static str,
     error: Option<&'static str>,
     detail: Option<String>,
@@ -31,6 +34,7 @@ impl Outcome {
         Self {
             kind,
             route: None,
+            metric_route: None,
             outcome: "error",
             error: None,
             detail: None,
@@ -89,25 +93,29 @@ impl Authorizer {
     ) -> Result<AuthorizerResponse, AuthorizerError> {
         let started = Instant::now();
         let mut audit = Audit::default();
-        let (result, log) = match Event::parse(event) {
-            Err(e) => {
-                let mut log = Outcome::new(e.shape.map_or("unknown", Shape::kind));
-                log.detail = Some(e.detail);
-                (Err(AuthorizerError::Internal), log)
+        let work = async {
+            match Event::parse(event) {
+                Err(e) => {
+                    let mut log = Outcome::new(e.shape.map_or("unknown", Shape::kind));
+                    log.detail = Some(e.detail);
+                    (Err(AuthorizerError::Internal), log)
+                }
+                Ok(Event::HttpV2 {
+                    route_key,
+                    authorization,
+                }) => {
+                    self.simple(route_key, authorization.as_deref(), &mut audit)
+                        .await
+                }
+                Ok(Event::Policy(event)) => self.policy(event, &mut audit).await,
             }
-            Ok(Event::HttpV2 {
-                route_key,
-                authorization,
-            }) => {
-                self.simple(route_key, authorization.as_deref(), &mut audit)
-                    .await
-            }
-            Ok(Event::Policy(event)) => self.policy(event, &mut audit).await,
         };
+        let ((result, log), dynamodb_calls) = metrics::counting_calls(work).await;
         RequestLine {
             function: "authorizer",
             kind: Some(log.kind),
             route: log.route.as_deref().unwrap_or("unknown"),
+            metric_route: log.metric_route.as_deref().unwrap_or("unknown"),
             method: None,
             status: None,
             outcome: log.outcome,
@@ -116,6 +124,7 @@ impl Authorizer {
             allowed_routes: log.allowed_routes,
             audit: &audit,
             latency: started.elapsed(),
+            dynamodb_calls,
             request_id,
         }
         .emit("authorize");
@@ -137,6 +146,10 @@ impl Authorizer {
             .as_deref()
             .and_then(|route| self.routes.required(route))
             .cloned();
+        log.metric_route = route
+            .as_deref()
+            .and_then(|r| self.routes.route(r))
+            .map(|(listed, _)| listed.to_string());
         log.route = route;
         let Some(required) = required else {
             log.outcome = "deny";
@@ -175,6 +188,12 @@ impl Authorizer {
     ) -> (Result<AuthorizerResponse, AuthorizerError>, Outcome) {
         let mut log = Outcome::new(event.shape.kind());
         log.route = Some(event.method_arn.route());
+        log.metric_route = match &event.route {
+            RequestRoute::Key(key) => key.as_deref().and_then(|k| self.routes.route(k)),
+            RequestRoute::Rest { method, resource } => self.routes.rest_route(method, resource),
+            RequestRoute::PathOnly => None,
+        }
+        .map(|(listed, _)| listed.to_string());
         let (verified, held) = match self.claims(event.authorization.as_deref(), audit).await {
             Ok(found) => found,
             Err(e) => {

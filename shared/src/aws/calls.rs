@@ -76,7 +76,10 @@ impl AwsCalls {
     /// A DynamoDB client on `sdk` whose operations are counted here.
     pub fn dynamodb(&self, sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
         let config = aws_sdk_dynamodb::config::Builder::from(sdk)
-            .interceptor(self.counter(&self.dynamodb))
+            .interceptor(Counter {
+                per_request: true,
+                ..self.counter(&self.dynamodb)
+            })
             .build();
         aws_sdk_dynamodb::Client::from_conf(config)
     }
@@ -93,6 +96,7 @@ impl AwsCalls {
         Counter {
             count: count.clone(),
             operations: self.operations.clone(),
+            per_request: false,
         }
     }
 }
@@ -101,6 +105,9 @@ impl AwsCalls {
 struct Counter {
     count: Arc<AtomicU64>,
     operations: Arc<Mutex<Operations>>,
+    /// Also counted for the request running the operation, for its
+    /// `DynamoDbCalls` metric.
+    per_request: bool,
 }
 
 impl Counter {
@@ -132,6 +139,9 @@ impl Intercept for Counter {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.count.fetch_add(1, Ordering::Relaxed);
+        if self.per_request {
+            crate::telemetry::metrics::count_dynamodb_call();
+        }
         Ok(())
     }
 

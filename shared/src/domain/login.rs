@@ -99,6 +99,7 @@ pub async fn login(app: &App, request: LoginRequest, audit: &mut Audit) -> Resul
                         return Err(Error::SessionConflict);
                     }
                     if let Some(issued) = reuse(app, current, now).await? {
+                        audit.tally.tokens_reused = 1;
                         usage::note(app, key.id(), last_used_at, now).await;
                         return Ok(issued);
                     }
@@ -124,6 +125,7 @@ pub async fn login(app: &App, request: LoginRequest, audit: &mut Audit) -> Resul
             let issued = issue(app, &record.current, now).await?.ok_or_else(|| {
                 Error::internal("the key that just signed is no longer in the ring")
             })?;
+            audit.tally.tokens_minted = 1;
             usage::note(app, key.id(), last_used_at, now).await;
             return Ok(issued);
         }

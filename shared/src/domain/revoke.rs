@@ -97,6 +97,7 @@ pub async fn revoke(
                 .store
                 .delete_session(key.id(), &session, None, &event)
                 .await?;
+            audit.tally.revocations = u32::from(removed);
             Ok(Revoked {
                 sessions: u64::from(removed),
                 api_key: false,
@@ -110,6 +111,7 @@ pub async fn revoke(
                 Ok::<_, Error>(())
             })
             .await?;
+            audit.tally.revocations = 1;
             Ok(Revoked {
                 sessions: admin::sessions_ended(app.store.as_ref(), &updated, stamp.now_ms / 1000)
                     .await?,
@@ -124,6 +126,7 @@ pub async fn revoke(
                 Ok::<_, Error>(())
             })
             .await?;
+            audit.tally.revocations = 1;
             Ok(Revoked {
                 sessions: admin::sessions_ended(app.store.as_ref(), &updated, stamp.now_ms / 1000)
                     .await?,
@@ -189,6 +192,7 @@ async fn revoke_token(
         .store
         .delete_session(&key, &session, Some(&claims.jti), &event)
         .await?;
+    audit.tally.revocations = u32::from(removed);
     Ok(Revoked {
         sessions: u64::from(removed),
         api_key: false,

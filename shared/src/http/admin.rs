@@ -242,7 +242,9 @@ pub(super) async fn handle(
         }
         Endpoint::RevokeKey(id) => {
             no_body(&body()?)?;
-            Ok(key_view(&manage::revoke(app, &caller, id).await?, now()?).into())
+            let revoked = manage::revoke(app, &caller, id).await?;
+            audit.tally.revocations = 1;
+            Ok(key_view(&revoked, now()?).into())
         }
         Endpoint::Sessions(id) => {
             let page = manage::sessions(app, &caller, id, paging()?).await?;
@@ -252,11 +254,13 @@ pub(super) async fn handle(
         Endpoint::RevokeSession(id, session) => {
             no_body(&body()?)?;
             let revoked = manage::revoke_session(app, &caller, id, session).await?;
+            audit.tally.revocations = u32::from(revoked);
             Ok(json!({"revoked": revoked}).into())
         }
         Endpoint::RevokeSessions(id) => {
             no_body(&body()?)?;
             let ended = manage::revoke_sessions(app, &caller, id).await?;
+            audit.tally.revocations = 1;
             Ok(json!({"revoked": ended > 0, "sessions_revoked": ended}).into())
         }
         Endpoint::Events => {

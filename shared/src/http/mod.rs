@@ -30,7 +30,7 @@ use crate::domain::token::TokenError;
 use crate::domain::{App, Error};
 use crate::http::body::Fields;
 use crate::http::error::ApiError;
-use crate::telemetry::{Audit, RequestLine};
+use crate::telemetry::{Audit, RequestLine, metrics};
 
 pub use credential::{Credential, bearer};
 
@@ -206,23 +206,26 @@ pub async fn handle(
         request_id: Some(request_id.clone()),
         ..Audit::default()
     };
-    let result = match route {
-        None => Err(ApiError::NotFound),
-        Some(route) if !route.accepts(request.method()) => {
-            Err(ApiError::MethodNotAllowed(route.allow()))
+    let work = async {
+        match route {
+            None => Err(ApiError::NotFound),
+            Some(route) if !route.accepts(request.method()) => {
+                Err(ApiError::MethodNotAllowed(route.allow()))
+            }
+            Some(Route::Console) => {
+                console::answer(request.uri().path(), request.method(), request.headers())
+            }
+            // A panic is a bug, answered like any other 500: the process, its
+            // other requests and this request's log line all survive it. Nothing
+            // the future held is used after it unwound, hence AssertUnwindSafe.
+            Some(route) => AssertUnwindSafe(dispatch(app, route, &request, credential, &mut audit))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(Error::internal(Panicked).into()))
+                .map(Reply::into_response),
         }
-        Some(Route::Console) => {
-            console::answer(request.uri().path(), request.method(), request.headers())
-        }
-        // A panic is a bug, answered like any other 500: the process, its
-        // other requests and this request's log line all survive it. Nothing
-        // the future held is used after it unwound, hence AssertUnwindSafe.
-        Some(route) => AssertUnwindSafe(dispatch(app, route, &request, credential, &mut audit))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(Error::internal(Panicked).into()))
-            .map(Reply::into_response),
     };
+    let (result, dynamodb_calls) = metrics::counting_calls(work).await;
     let (mut response, error) = match result {
         Ok(response) => (response, None),
         Err(e) => (
@@ -234,10 +237,12 @@ pub async fn handle(
         console::secure(response.headers_mut(), &app.admin);
     }
     let error = error.as_ref();
+    let label = route.map_or("unknown", |r| r.label(request.uri().path()));
     RequestLine {
         function,
         kind: None,
-        route: route.map_or("unknown", |r| r.label(request.uri().path())),
+        route: label,
+        metric_route: label,
         method: Some(request.method().as_str()),
         status: Some(response.status().as_u16()),
         outcome: if error.is_none() { "ok" } else { "error" },
@@ -248,6 +253,7 @@ pub async fn handle(
         allowed_routes: None,
         audit: &audit,
         latency: started.elapsed(),
+        dynamodb_calls,
         request_id: &request_id,
     }
     .emit("request");

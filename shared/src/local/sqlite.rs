@@ -8,8 +8,8 @@
 //! hop would cost more than the query. Writes go to a thread of their own
 //! (see [`SqliteStore`]).
 
-use std::path::{Path, PathBuf};
 use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard, TryLockError};
 
@@ -436,7 +436,6 @@ impl Writer {
         };
         self.next_sweep = again;
     }
-
 }
 
 fn writer_gone() -> StoreError {

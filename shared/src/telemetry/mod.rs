@@ -1,5 +1,6 @@
 //! Logging: one JSON line per request, never a key, token or signing key.
 
+pub mod format;
 pub mod metrics;
 
 use std::io::Write;
@@ -16,8 +17,22 @@ use tracing_subscriber::layer::SubscriberExt;
 /// `info,auth_shared=debug`). That is `Targets`, not `EnvFilter`: its span
 /// and field filters would link a regex engine into every `bootstrap`, about
 /// a megabyte the service has no use for.
+///
+/// Request lines carry EMF metrics in the namespace `METRICS_NAMESPACE`
+/// names (default [`metrics::DEFAULT_NAMESPACE`]; empty: none). A name
+/// CloudWatch would refuse turns them off, saying so once.
 pub fn init() {
     tracing::subscriber::set_global_default(subscriber(std::io::stdout)).ok();
+    let namespace = std::env::var("METRICS_NAMESPACE").ok();
+    let namespace = namespace.as_deref().unwrap_or(metrics::DEFAULT_NAMESPACE);
+    match namespace {
+        "" => metrics::publish(None),
+        name if metrics::valid_namespace(name) => metrics::publish(Some(name)),
+        _ => {
+            tracing::warn!("METRICS_NAMESPACE is not a CloudWatch namespace; no metrics published");
+            metrics::publish(None);
+        }
+    }
 }
 
 /// Replaces the default panic output (the message, which may quote request
@@ -60,11 +75,7 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
+        .event_format(format::JsonLines)
         .with_writer(writer)
         .finish()
         .with(filter(std::env::var("RUST_LOG").ok().as_deref()))
@@ -89,6 +100,20 @@ pub struct Audit {
     pub session_id: Option<String>,
     /// The request's id, for the audit events a change writes.
     pub request_id: Option<String>,
+    /// What it did, for the metrics.
+    pub tally: Tally,
+}
+
+/// What a request did, counted in its metrics: set by the logic as it does it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Access tokens signed (a login that opened or refreshed a session).
+    pub tokens_minted: u32,
+    /// Logins answered with the session's current token.
+    pub tokens_reused: u32,
+    /// Revocations that took effect: a session ended, all of a key's
+    /// sessions, or a key.
+    pub revocations: u32,
 }
 
 /// The one log line of a request (HTTP) or a call (authorizer), written the
@@ -102,6 +127,9 @@ pub struct RequestLine<'a> {
     pub kind: Option<&'a str>,
     /// The route, or `unknown`.
     pub route: &'a str,
+    /// The route as the metrics' `Route` dimension: a template, never a
+    /// raw path (the authorizer's `route` can be one).
+    pub metric_route: &'a str,
     /// The HTTP method, for the HTTP adapter.
     pub method: Option<&'a str>,
     /// The HTTP status, for the HTTP adapter.
@@ -118,13 +146,24 @@ pub struct RequestLine<'a> {
     pub audit: &'a Audit,
     /// Time from arrival to answer.
     pub latency: std::time::Duration,
+    /// DynamoDB operations it started (see [`metrics::counting_calls`]).
+    pub dynamodb_calls: u32,
     /// The platform's request id, or one of ours.
     pub request_id: &'a str,
 }
 
 impl RequestLine<'_> {
-    /// Writes the line at INFO with `message`.
+    /// Writes the line at INFO with `message`, with its metrics as EMF when
+    /// they are published (see [`metrics::publish`]), and hands them to the
+    /// installed recorder.
     pub fn emit(&self, message: &str) {
+        use metrics::Metric;
+        let sample = self.sample();
+        metrics::record(&sample);
+        let namespace = metrics::namespace();
+        let emf = namespace.map(|ns| sample.emf(ns, now_ms()));
+        let member = |metric| namespace.and(sample.member(metric));
+        let dimension = |value| namespace.map(|_| value);
         tracing::info!(
             function = self.function,
             kind = self.kind,
@@ -139,9 +178,60 @@ impl RequestLine<'_> {
             session_id = self.audit.session_id,
             latency_ms = self.latency.as_secs_f64() * 1000.0,
             request_id = self.request_id,
+            Function = dimension(self.function),
+            Route = dimension(self.metric_route),
+            Requests = member(Metric::Requests),
+            ClientErrors = member(Metric::ClientErrors),
+            ServerErrors = member(Metric::ServerErrors),
+            Latency = member(Metric::Latency),
+            DynamoDbCalls = member(Metric::DynamoDbCalls),
+            TokensMinted = member(Metric::TokensMinted),
+            TokensReused = member(Metric::TokensReused),
+            Revocations = member(Metric::Revocations),
+            AuthorizerDenied = member(Metric::AuthorizerDenied),
+            BackendUnavailable = member(Metric::BackendUnavailable),
+            _aws = emf.as_deref(),
             "{message}"
         );
     }
+
+    /// The line's metrics. An HTTP answer counts by its status (503 is a
+    /// backend that failed); an authorizer call by its outcome: a refused
+    /// token is the caller's error and a denial, a failure of ours a server
+    /// error (API Gateway answers it 500 or 503).
+    fn sample(&self) -> metrics::Sample<'_> {
+        use metrics::Metric;
+        let (client, server, unavailable, denied) = match (self.status, self.outcome) {
+            (Some(status), _) => (
+                (400..500).contains(&status),
+                status >= 500,
+                status == 503,
+                false,
+            ),
+            (None, "allow") => (false, false, false, false),
+            (None, "deny" | "unauthorized") => (true, false, false, true),
+            (None, "unavailable") => (false, true, true, false),
+            (None, _) => (false, true, false, false),
+        };
+        let mut sample = metrics::Sample::new(self.function, self.metric_route, self.latency);
+        sample.set(Metric::ClientErrors, u32::from(client));
+        sample.set(Metric::ServerErrors, u32::from(server));
+        sample.set(Metric::BackendUnavailable, u32::from(unavailable));
+        sample.set(Metric::AuthorizerDenied, u32::from(denied));
+        sample.set(Metric::DynamoDbCalls, self.dynamodb_calls);
+        let tally = self.audit.tally;
+        sample.set(Metric::TokensMinted, tally.tokens_minted);
+        sample.set(Metric::TokensReused, tally.tokens_reused);
+        sample.set(Metric::Revocations, tally.revocations);
+        sample
+    }
+}
+
+/// Unix time in milliseconds, for EMF's timestamp; 0 for a clock before 1970.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
