@@ -133,6 +133,9 @@ pub struct ServeArgs {
     /// as NAME (any port) or NAME:PORT; repeatable. Needed behind a proxy or on 0.0.0.0.
     #[arg(long, value_name = "HOST")]
     pub public_host: Vec<crate::serve::host::AllowedHost>,
+    /// Do not serve GET /metrics (request counters and latencies for Prometheus).
+    #[arg(long)]
+    pub no_metrics: bool,
 }
 
 /// A duration flag of `serve`, from `MIN` to `MAX` seconds.

@@ -10,6 +10,7 @@
 mod accept;
 mod connection;
 pub mod host;
+mod metrics;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -61,6 +62,8 @@ const SHED_AT_ONCE: usize = 64;
 struct Site {
     app: App,
     hosts: Hosts,
+    /// What `GET /metrics` serves; `None` with `--no-metrics`.
+    metrics: Option<Arc<metrics::Metrics>>,
 }
 
 /// Serves until Ctrl-C or SIGTERM. The `listening on` line comes last, once
@@ -84,10 +87,17 @@ pub async fn run(backend: &BackendArgs, args: ServeArgs) -> Result<(), CliError>
     let stop = stop_signal()?;
     tokio::pin!(stop);
     println!("Console: http://{addr}/console/");
+    let metrics = (!args.no_metrics).then(|| {
+        let metrics = metrics::Metrics::new();
+        auth_shared::telemetry::metrics::install(Box::new(metrics::Feed(metrics.clone())));
+        println!("Metrics: http://{addr}{}", metrics::PATH);
+        metrics
+    });
     println!("listening on http://{addr}");
     let site = Arc::new(Site {
         app,
         hosts: Hosts::new(addr, &args.public_host),
+        metrics,
     });
     let limits = Limits {
         request: args.request_timeout,
@@ -352,6 +362,11 @@ async fn respond(
             );
         }
     }
+    if let Some(metrics) = &site.metrics
+        && parts.uri.path() == metrics::PATH
+    {
+        return scrape(metrics, &parts.method);
+    }
     let response = handle(
         &site.app,
         "authctl",
@@ -409,6 +424,29 @@ fn error_body(status: StatusCode, code: &str, description: &str) -> String {
         "request_id": request_id,
     })
     .to_string()
+}
+
+/// `GET /metrics` (or HEAD): the metrics now; other methods 405.
+fn scrape(metrics: &metrics::Metrics, method: &hyper::Method) -> Response<Full<Bytes>> {
+    if method != hyper::Method::GET && method != hyper::Method::HEAD {
+        let mut response = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "GET /metrics only",
+        );
+        response
+            .headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let mut response = Response::new(Full::new(Bytes::from(metrics.encode())));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// An error answered by the server itself.

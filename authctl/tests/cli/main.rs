@@ -116,10 +116,11 @@ fn serve_prints_a_starter_key_that_logs_in_verifies_and_revokes() {
     }
     let starter = server.starter_key().expect("a starter key");
     assert!(
-        server
-            .printed
-            .contains(&format!("Console: {}/console/\nlistening on", server.base)),
-        "the console's address, before the listening line: {}",
+        server.printed.contains(&format!(
+            "Console: {0}/console/\nMetrics: {0}/metrics\nlistening on",
+            server.base
+        )),
+        "the console's and the metrics' addresses, before the listening line: {}",
         server.printed
     );
     let console = server.console_key().expect("a console key");

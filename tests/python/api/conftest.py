@@ -8,6 +8,7 @@ import re
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ class Server:
     base: str
     data_dir: Path
     starter_key: str
+    printed: str
+    """What it printed up to its `listening on` line."""
 
     @property
     def starter_client_id(self):
@@ -42,10 +45,18 @@ def out(target):
 def server(authctl, spawn, out, tmp_path_factory):
     """The server, once it has printed its address and starter key."""
     data_dir = tmp_path_factory.mktemp("authctl-data")
-    # The embedded store, whatever the environment says about AWS.
+    with serve(authctl, spawn, out / "server.log", data_dir) as server:
+        yield server
+
+
+@contextmanager
+def serve(authctl, spawn, log, data_dir, *args):
+    """`authctl serve` on a free port and the embedded store in `data_dir`
+    (whatever the environment says about AWS), with `args` added, until the
+    block ends: its Server once it has printed its address and starter key."""
     env = {k: v for k, v in os.environ.items() if k not in ("TABLE_NAME", "SIGNING_SECRET_ARN", "ISSUER")}
-    command = [authctl, "serve", "--addr", "127.0.0.1:0", "--data-dir", data_dir]
-    with spawn(command, out / "server.log", read_stdout=True, env=env) as process:
+    command = [authctl, "serve", "--addr", "127.0.0.1:0", "--data-dir", data_dir, *args]
+    with spawn(command, log, read_stdout=True, env=env) as process:
         lines = queue.Queue()
         threading.Thread(target=pump, args=(process.stdout, lines), daemon=True).start()
         base, starter_key, seen = None, None, []
@@ -67,7 +78,7 @@ def server(authctl, spawn, out, tmp_path_factory):
                 starter_key = m.group(0)
         if base is None or starter_key is None:
             pytest.fail("authctl serve printed no address and starter key:\n" + "".join(seen), pytrace=False)
-        yield Server(base, data_dir, starter_key)
+        yield Server(base, data_dir, starter_key, "".join(seen))
 
 
 @dataclass
