@@ -162,7 +162,8 @@ impl RequestLine<'_> {
         metrics::record(&sample);
         let namespace = metrics::namespace();
         let emf = namespace.map(|ns| sample.emf(ns, now_ms()));
-        let member = |metric| namespace.and(sample.member(metric));
+        // Counts as integers (`1`, not `1.0`): shorter, and what they are.
+        let member = |metric| namespace.and(sample.member(metric)).map(|v| v as u64);
         let dimension = |value| namespace.map(|_| value);
         tracing::info!(
             function = self.function,
@@ -183,7 +184,7 @@ impl RequestLine<'_> {
             Requests = member(Metric::Requests),
             ClientErrors = member(Metric::ClientErrors),
             ServerErrors = member(Metric::ServerErrors),
-            Latency = member(Metric::Latency),
+            Latency = namespace.and(sample.member(Metric::Latency)),
             DynamoDbCalls = member(Metric::DynamoDbCalls),
             TokensMinted = member(Metric::TokensMinted),
             TokensReused = member(Metric::TokensReused),

@@ -16,6 +16,7 @@ import pytest
 
 FUNCTIONS = ("login", "verify", "revoke", "authorizer", "admin")
 ISSUER = "https://auth.e2e.test"
+METRICS_NAMESPACE = "BearerAuthE2E"
 # A function's first invocation under watch may wait for `cargo run` to
 # finish a build (and for other cargo processes holding the build lock).
 FIRST_CALL_SECONDS = 600
@@ -56,6 +57,8 @@ def watch(table, spawn, free_port, wait_for_url, run, root, target, venv_bin, tm
         TOKEN_TTL_SECONDS="7200",
         REFRESH_WINDOW_SECONDS="300",
         AUTHORIZER_ROUTE_SCOPES="GET /v1/whoami=read;POST /v1/documents=write documents:write",
+        # Not the default, so a test can tell the setting reached the functions.
+        METRICS_NAMESPACE=METRICS_NAMESPACE,
     )
     port = free_port()
     log = target / "lambda-e2e.log"
