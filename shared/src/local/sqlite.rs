@@ -142,14 +142,13 @@ const CACHE_KIB: i64 = 64 << 10;
 
 /// [`Store`] on a SQLite file.
 ///
-/// Writes go through one connection, so this process's writers queue on its
-/// mutex rather than in SQLite's busy handler (which sleeps). Session writes
-/// commit in groups: each is queued, and whoever holds the writer next runs
-/// every queued one in one transaction. A commit (WAL frames, locks) costs
-/// far more than one conditional insert, and logins that open sessions all
-/// queue here, so under load one commit serves many. Checkpoints, which
-/// write the database file and sync it, run on a thread of their own. Reads go
-/// through a few more, one per CPU: on a single shared connection, concurrent
+/// Writes go through one connection on a thread of its own, so this
+/// process's writers queue there rather than in SQLite's busy handler.
+/// Session writes commit in groups: the writer runs every one queued while
+/// it was busy in one transaction. A commit (WAL frames, locks) costs far
+/// more than one conditional insert, and logins that open sessions all
+/// queue here, so under load one commit serves many. Reads go through a few
+/// more connections, one per CPU: on a single shared connection, concurrent
 /// verifies would queue on one lock and put their worker threads to sleep.
 /// WAL mode lets those readers work beside the writer, and every read
 /// transaction starts after the writes that returned before it, so a revoke
@@ -160,8 +159,9 @@ const CACHE_KIB: i64 = 64 << 10;
 /// revoke) also against power loss (`synchronous=FULL` for that commit).
 ///
 /// The WAL stays bounded: the writer checkpoints (PASSIVE) right after the
-/// commit that takes the WAL past [`CHECKPOINT_PAGES`], between writes, so
-/// the checkpoint copies every frame and the next write starts the WAL over
+/// commit that takes the WAL past `CHECKPOINT_PAGES` (16 MiB), between
+/// writes, so the checkpoint copies every frame and the next write starts
+/// the WAL over
 /// (a checkpoint running beside the writer never caught up with it, and the
 /// WAL grew until a TRUNCATE that made readers wait). Should a reader of
 /// another process still starve it past [`Options::wal_limit`], the writer
@@ -304,8 +304,8 @@ impl SqliteStore {
 }
 
 impl Drop for SqliteStore {
-    /// Leaves no WAL behind: the writer commits
-    /// what is queued, copies the WAL into the file and truncates it.
+    /// Leaves no WAL behind: the writer commits what is queued, copies the
+    /// WAL into the file and truncates it, and drop waits for it.
     fn drop(&mut self) {
         drop(self.writes.take());
         if let Some(writer) = self.writer.take()
