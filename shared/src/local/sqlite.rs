@@ -161,9 +161,8 @@ const CACHE_KIB: i64 = 64 << 10;
 /// The WAL stays bounded: the writer checkpoints (PASSIVE) right after the
 /// commit that takes the WAL past `CHECKPOINT_PAGES` (16 MiB), between
 /// writes, so the checkpoint copies every frame and the next write starts
-/// the WAL over
-/// (a checkpoint running beside the writer never caught up with it, and the
-/// WAL grew until a TRUNCATE that made readers wait). Should a reader of
+/// the WAL over (a checkpoint running beside the writer never caught up
+/// with it, and the WAL grew until a TRUNCATE that made readers wait). Should a reader of
 /// another process still starve it past [`Options::wal_limit`], the writer
 /// runs a TRUNCATE checkpoint before its next write; dropping the store
 /// truncates it too.
