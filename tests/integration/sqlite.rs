@@ -22,7 +22,7 @@ async fn sqlite_writes_reach_the_database_file_by_the_writers_own_checkpoint() {
     let file_size = || std::fs::metadata(&path).unwrap().len();
     let before = file_size();
     // One commit each, each adding a few pages to the WAL: 2,000 of them
-    // pass the writer's checkpoint size (16 MiB of pages) at least once.
+    // pass the writer's checkpoint size (1 MiB of pages) many times over.
     for i in 0..2000 {
         let s = session(&k.id, &format!("s{i}"), "j", 10_000, None);
         assert!(store.put_session(&s, None).await.unwrap());

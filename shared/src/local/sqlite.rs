@@ -159,7 +159,7 @@ const CACHE_KIB: i64 = 64 << 10;
 /// revoke) also against power loss (`synchronous=FULL` for that commit).
 ///
 /// The WAL stays bounded: the writer checkpoints (PASSIVE) right after the
-/// commit that takes the WAL past `CHECKPOINT_PAGES` (16 MiB), between
+/// commit that takes the WAL past `CHECKPOINT_PAGES` (1 MiB), between
 /// writes, so the checkpoint copies every frame and the next write starts
 /// the WAL over (a checkpoint running beside the writer never caught up
 /// with it, and the WAL grew until a TRUNCATE that made readers wait). Should a reader of
@@ -492,10 +492,13 @@ fn durably<T>(
 /// Readers at most, whatever the CPU count.
 const MAX_READERS: usize = 8;
 
-/// WAL pages (4 KiB each) after which the writer checkpoints: 16 MiB, a
-/// second or so of new sessions at full speed. Each checkpoint syncs the
-/// WAL and the file, so fewer and larger ones cost logins less waiting.
-const CHECKPOINT_PAGES: i64 = 4096;
+/// WAL pages (4 KiB each) after which the writer checkpoints: 1 MiB. Reads
+/// stall while a checkpoint copies pages (so do the runtime workers they
+/// run on), for a time that grows with the pages copied: at 16 MiB a
+/// checkpoint took 12 to 16 ms and the mixed load's p99 was 10 ms; at 1 MiB
+/// the p99 is 3.6 to 4.6 ms, with as many new sessions a second
+/// (BENCHMARKS.md).
+const CHECKPOINT_PAGES: i64 = 250;
 
 /// A connection with the settings every one of ours has.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
