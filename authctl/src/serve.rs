@@ -439,7 +439,14 @@ fn scrape(metrics: &metrics::Metrics, method: &hyper::Method) -> Response<Full<B
             .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let mut response = Response::new(Full::new(Bytes::from(metrics.encode())));
+    let Ok(text) = metrics.encode() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the metrics could not be encoded",
+        );
+    };
+    let mut response = Response::new(Full::new(Bytes::from(text)));
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,

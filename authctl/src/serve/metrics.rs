@@ -73,14 +73,13 @@ impl Metrics {
     }
 
     /// The scrape's body.
-    pub fn encode(&self) -> String {
+    ///
+    /// # Errors
+    /// The encoder's, should it fail: never half a page.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut text = String::new();
-        // Writing to a String cannot fail; should the encoder, the scrape
-        // says so rather than answer half a page.
-        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
-            return "# the metrics could not be encoded\n".into();
-        }
-        text
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
     }
 }
 
