@@ -875,6 +875,21 @@ async fn every_change_writes_one_event_naming_the_root_key_and_its_request() {
         json!({"old": "k", "new": "n"})
     );
     assert_eq!(events[4]["changes"]["meta"]["new"], json!({"plan": "pro"}));
+    // A new key has revoked no sessions: no cut-off among its fields, and
+    // the first revoke-all's comes from none.
+    assert!(
+        events[4]["changes"]
+            .get("sessions_revoked_before")
+            .is_none(),
+        "{}",
+        events[4]["changes"]
+    );
+    let cut_off = &events[1]["changes"]["sessions_revoked_before"];
+    assert_eq!(cut_off["old"], Value::Null, "{cut_off}");
+    assert!(
+        cut_off["new"].as_u64().is_some_and(|ms| ms > 0),
+        "{cut_off}"
+    );
     let r = get(&t, &token, "/admin/v1/events").await;
     assert_eq!(r.status, 200, "without a key_id, every key's events");
     let all = r.body["events"].as_array().unwrap();

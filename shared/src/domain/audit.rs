@@ -284,7 +284,11 @@ fn changes(before: Option<&KeyRecord>, after: &KeyRecord) -> Map<String, Value> 
                 "previous_secret_valid_until",
                 json!(r.previous_secret.as_ref().map(|(_, until)| until)),
             ),
-            ("sessions_revoked_before", json!(r.sessions_revoked_before)),
+            // 0 is "never": a new key has no cut-off to report.
+            (
+                "sessions_revoked_before",
+                json!((r.sessions_revoked_before != 0).then_some(r.sessions_revoked_before)),
+            ),
         ]
     };
     let new = fields(after);
@@ -334,10 +338,13 @@ mod tests {
         assert_eq!(e.action, Action::KeyCreated);
         assert_eq!(e.changes["name"], json!({"old": null, "new": "a"}));
         assert_eq!(e.changes["scopes"], json!({"old": null, "new": "read"}));
-        assert!(
-            !e.changes.contains_key("owner"),
-            "absent values are left out"
-        );
+        for absent in ["owner", "sessions_revoked_before"] {
+            assert!(
+                !e.changes.contains_key(absent),
+                "absent values are left out: {absent} in {:?}",
+                e.changes
+            );
+        }
         let text = serde_json::to_string(&e).unwrap();
         assert!(!text.contains(&r.secret_hash.0), "no hash in {text}");
         assert_eq!(e.ttl, 5 + 400 * 86_400);
@@ -362,6 +369,10 @@ mod tests {
         cut.sessions_revoked_before = 7;
         let e = AuditEvent::of_change(Some(&before), &cut, &stamp(1, 1)).unwrap();
         assert_eq!(e.action, Action::SessionsRevoked);
+        assert_eq!(
+            e.changes["sessions_revoked_before"],
+            json!({"old": null, "new": 7})
+        );
         let mut used = before.clone();
         used.last_used_at = Some(99);
         assert_eq!(
