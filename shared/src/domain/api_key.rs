@@ -309,10 +309,15 @@ impl KeyRecord {
         })
     }
 
+    /// The cut-off of the last revoke-all (Unix ms); `None` if there was none.
+    pub fn sessions_cut_off(&self) -> Option<u64> {
+        (self.sessions_revoked_before != 0).then_some(self.sessions_revoked_before)
+    }
+
     /// Whether a session token minted at `minted_ms` was revoked by a
     /// revoke-all of this key.
     pub fn revoked_session_minted_at(&self, minted_ms: u64) -> bool {
-        self.sessions_revoked_before > 0 && minted_ms <= self.sessions_revoked_before
+        self.sessions_cut_off().is_some_and(|cut| minted_ms <= cut)
     }
 
     /// Whether the key is active and unexpired at `now`.

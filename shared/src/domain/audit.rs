@@ -284,11 +284,8 @@ fn changes(before: Option<&KeyRecord>, after: &KeyRecord) -> Map<String, Value> 
                 "previous_secret_valid_until",
                 json!(r.previous_secret.as_ref().map(|(_, until)| until)),
             ),
-            // 0 is "never": a new key has no cut-off to report.
-            (
-                "sessions_revoked_before",
-                json!((r.sessions_revoked_before != 0).then_some(r.sessions_revoked_before)),
-            ),
+            // A new key has no cut-off to report.
+            ("sessions_revoked_before", json!(r.sessions_cut_off())),
         ]
     };
     let new = fields(after);
