@@ -116,6 +116,63 @@ async fn sqlite_sweeps_sessions_past_their_ttl_and_keeps_the_rest() {
     );
 }
 
+/// Session records live in a table of their own: every way a session goes
+/// or changes (replaced by a refresh, revoked, swept, or a write that lost
+/// its race) takes its old record with it, so the file holds exactly one
+/// record per session and each session reads back its latest.
+#[tokio::test]
+async fn sqlite_keeps_exactly_one_record_per_session_whatever_ends_or_replaces_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let k = key("k", 1);
+    // First: the writer sweeps right after its first commit, then at most
+    // once a second.
+    let swept = session(&k.id, "swept", "j1", -3600, None);
+    assert!(store.put_session(&swept, None).await.unwrap());
+    for (name, jti) in [("refreshed", "j1"), ("raced", "j1"), ("revoked", "j1")] {
+        assert!(
+            store
+                .put_session(&session(&k.id, name, jti, 3600, None), None)
+                .await
+                .unwrap()
+        );
+    }
+    let refreshed = session(&k.id, "refreshed", "j2", 3600, Some("j1"));
+    assert!(store.put_session(&refreshed, Some("j1")).await.unwrap());
+    let stale = session(&k.id, "refreshed", "j3", 3600, Some("j1"));
+    assert!(!store.put_session(&stale, Some("j1")).await.unwrap());
+    let loser = session(&k.id, "raced", "j2", 3600, None);
+    assert!(!store.put_session(&loser, None).await.unwrap());
+    assert!(
+        store
+            .delete_session(
+                &k.id,
+                &sid("revoked"),
+                None,
+                &auth_tests::session_event(&k.id, "revoked")
+            )
+            .await
+            .unwrap()
+    );
+    let mut left = store.list_sessions(&k.id).await.unwrap();
+    left.sort_by(|a, b| a.session_id().cmp(b.session_id()));
+    let jtis: Vec<_> = left
+        .iter()
+        .map(|s| (s.session_id(), s.current.claims.jti.as_str()))
+        .collect();
+    assert_eq!(jtis, vec![("raced", "j1"), ("refreshed", "j2")]);
+    assert_eq!(left[1], refreshed, "a refreshed session reads back whole");
+    drop(store);
+    let file = rusqlite::Connection::open(&path).unwrap();
+    let count = |sql: &str| file.query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap();
+    assert_eq!(count("SELECT count(*) FROM session_records"), 2);
+    assert_eq!(
+        count("SELECT count(*) FROM sessions AS s JOIN session_records AS r ON r.id = s.record_id"),
+        2
+    );
+}
+
 /// A WAL file's size, 0 when there is none.
 fn wal_size(db: &std::path::Path) -> u64 {
     let mut wal = db.as_os_str().to_owned();

@@ -133,6 +133,42 @@ const MIGRATIONS: &[&str] = &[
     // session of a key on each login that opens one: from this index alone,
     // not the rows with their JSON records, up to 1000 of them a login.
     "CREATE INDEX sessions_live_times ON sessions (key_id, exp, minted_ms);",
+    // Session records move to a table of their own, appended in the order
+    // they are written, and sessions keep only the columns queries name.
+    // A login that opens a session then dirties one page at random (its
+    // key's place among the sessions) instead of three (that place, a split
+    // of rows ten times the size, and the index the cap counted from): new
+    // sessions a second were bound by WAL pages written and copied. The cap
+    // counts from the sessions themselves, now small. Triggers drop a
+    // record with its session, on every path that deletes or replaces one.
+    "CREATE TABLE session_records (id INTEGER PRIMARY KEY, record TEXT NOT NULL);
+    CREATE TABLE sessions_by_key (
+        key_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        prev_jti TEXT,
+        ttl INTEGER NOT NULL,
+        exp INTEGER NOT NULL,
+        minted_ms INTEGER NOT NULL,
+        record_id INTEGER NOT NULL,
+        PRIMARY KEY (key_id, session_id)
+    ) WITHOUT ROWID;
+    INSERT INTO session_records (id, record)
+        SELECT row_number() OVER (ORDER BY key_id, session_id), record FROM sessions;
+    INSERT INTO sessions_by_key
+        SELECT key_id, session_id, jti, prev_jti, ttl, exp, minted_ms,
+            row_number() OVER (ORDER BY key_id, session_id)
+        FROM sessions;
+    DROP TABLE sessions;
+    ALTER TABLE sessions_by_key RENAME TO sessions;
+    CREATE INDEX sessions_by_ttl ON sessions (ttl);
+    CREATE TRIGGER sessions_delete_record AFTER DELETE ON sessions BEGIN
+        DELETE FROM session_records WHERE id = old.record_id;
+    END;
+    CREATE TRIGGER sessions_replace_record AFTER UPDATE OF record_id ON sessions
+    WHEN old.record_id IS NOT new.record_id BEGIN
+        DELETE FROM session_records WHERE id = old.record_id;
+    END;",
 ];
 
 /// The most each connection caches, in KiB (SQLite's negative form): enough
@@ -608,7 +644,8 @@ impl Store for SqliteStore {
     async fn list_sessions(&self, key: &KeyId) -> Result<Vec<SessionRecord>, StoreError> {
         records(
             &*self.reader()?,
-            "SELECT record FROM sessions WHERE key_id = ?1 ORDER BY session_id",
+            "SELECT r.record FROM sessions AS s JOIN session_records AS r ON r.id = s.record_id
+             WHERE s.key_id = ?1 ORDER BY s.session_id",
             params![key.as_str()],
             decode_session,
         )
@@ -650,8 +687,9 @@ impl Store for SqliteStore {
         now: u64,
         cut_off_ms: u64,
     ) -> Result<LiveSessions, StoreError> {
-        // Counted inside SQLite from the sessions_live_times index: no row
-        // crosses into Rust, however many sessions the key holds.
+        // Counted inside SQLite from the key's session rows, small since
+        // their records live apart: no row crosses into Rust, however many
+        // sessions the key holds.
         let conn = self.reader()?;
         let mut statement = conn
             .prepare_cached(
@@ -903,12 +941,17 @@ fn commit_puts(conn: &Connection, puts: Vec<QueuedPut>) {
 }
 
 /// One conditional write, as DynamoDB's conditional PutItem: insert only if
-/// absent, or replace only the jti the caller read.
+/// absent, or replace only the jti the caller read. The record goes in
+/// first, at the end of its table; a write whose condition fails takes it
+/// out again, inside the same transaction.
 fn put_one(conn: &Connection, put: &QueuedPut) -> rusqlite::Result<bool> {
+    conn.prepare_cached("INSERT INTO session_records (record) VALUES (?1)")?
+        .execute(params![put.record])?;
+    let record_id = conn.last_insert_rowid();
     let changed = match &put.replaces {
         None => conn
             .prepare_cached(
-                "INSERT INTO sessions (key_id, session_id, jti, prev_jti, ttl, record, exp, minted_ms)
+                "INSERT INTO sessions (key_id, session_id, jti, prev_jti, ttl, exp, minted_ms, record_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (key_id, session_id) DO NOTHING",
             )?
@@ -918,14 +961,14 @@ fn put_one(conn: &Connection, put: &QueuedPut) -> rusqlite::Result<bool> {
                 put.jti,
                 put.prev_jti,
                 put.ttl,
-                put.record,
                 put.exp,
                 put.minted_ms,
+                record_id,
             ])?,
         Some(jti) => conn
             .prepare_cached(
-                "UPDATE sessions SET jti = ?3, prev_jti = ?4, ttl = ?5, record = ?6,
-                 exp = ?7, minted_ms = ?8
+                "UPDATE sessions SET jti = ?3, prev_jti = ?4, ttl = ?5, exp = ?6,
+                 minted_ms = ?7, record_id = ?8
                  WHERE key_id = ?1 AND session_id = ?2 AND jti = ?9",
             )?
             .execute(params![
@@ -934,12 +977,16 @@ fn put_one(conn: &Connection, put: &QueuedPut) -> rusqlite::Result<bool> {
                 put.jti,
                 put.prev_jti,
                 put.ttl,
-                put.record,
                 put.exp,
                 put.minted_ms,
+                record_id,
                 jti,
             ])?,
     };
+    if changed != 1 {
+        conn.prepare_cached("DELETE FROM session_records WHERE id = ?1")?
+            .execute(params![record_id])?;
+    }
     Ok(changed == 1)
 }
 
@@ -962,10 +1009,11 @@ fn read_key(conn: &Connection, key: &KeyId) -> Result<Option<KeyRecord>, StoreEr
 static READ_STATE: LazyLock<[String; 2]> = LazyLock::new(|| {
     let joins = "FROM (SELECT 1)
          LEFT JOIN keys AS k ON k.id = ?1
-         LEFT JOIN sessions AS s ON s.key_id = ?1 AND s.session_id = ?2";
+         LEFT JOIN sessions AS s ON s.key_id = ?1 AND s.session_id = ?2
+         LEFT JOIN session_records AS r ON r.id = s.record_id";
     [
-        format!("SELECT k.record, s.record {joins}"),
-        format!("SELECT k.record, s.record, c.record {joins} LEFT JOIN keys AS c ON c.id = ?3"),
+        format!("SELECT k.record, r.record {joins}"),
+        format!("SELECT k.record, r.record, c.record {joins} LEFT JOIN keys AS c ON c.id = ?3"),
     ]
 });
 
