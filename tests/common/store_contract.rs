@@ -760,6 +760,71 @@ async fn a_keys_sessions_are_listed_and_their_times_read_and_no_others() {
     }
 }
 
+/// The cap's question: room under it, or the count that reached it. Asked
+/// again in the same second after each change, as logins ask it, so a store
+/// answering from a bound must have kept that bound exact enough.
+#[tokio::test]
+async fn the_session_cap_sees_every_session_opened_and_every_one_ended() {
+    for (name, store, _dir) in crate::backend::stores().await {
+        let k = key("k", 1);
+        let now = base() + 9_000;
+        let room = |cap| {
+            let store = &store;
+            let id = k.id.clone();
+            async move { store.session_room(&id, now, 0, cap).await.unwrap() }
+        };
+        assert_eq!(room(1).await, None, "{name}: no sessions");
+        for s in ["s1", "s2"] {
+            store
+                .put_session(&session(&k.id, s, "j", 10_000, None), None)
+                .await
+                .unwrap();
+            // Asked between the writes, so a bound is there to be added to.
+            assert_eq!(room(3).await, None, "{name}: room after {s}");
+        }
+        let full = |count| {
+            Some(LiveSessions {
+                count,
+                earliest_exp: Some(base() + 10_000),
+            })
+        };
+        assert_eq!(room(2).await, full(2), "{name}: at the cap");
+        store
+            .put_session(&session(&k.id, "s3", "j", 10_000, None), None)
+            .await
+            .unwrap();
+        assert_eq!(room(3).await, full(3), "{name}: the third is seen");
+        assert!(
+            store
+                .delete_session(
+                    &k.id,
+                    &sid("s3"),
+                    None,
+                    &auth_tests::session_event(&k.id, "s3")
+                )
+                .await
+                .unwrap()
+        );
+        assert_eq!(room(3).await, None, "{name}: room again once one ends");
+        // A session that expired frees its place too.
+        assert_eq!(
+            store
+                .session_room(&k.id, base() + 10_000, 0, 1)
+                .await
+                .unwrap(),
+            None,
+            "{name}: all expired"
+        );
+        // A revoke-all cut-off after their mint frees every place.
+        let cut_off = (base() + 10_000 - 7200) * 1000;
+        assert_eq!(
+            store.session_room(&k.id, now, cut_off, 1).await.unwrap(),
+            None,
+            "{name}: cut off"
+        );
+    }
+}
+
 #[tokio::test]
 async fn expired_records_are_returned_as_data_for_the_logic_to_judge() {
     for (name, store, _dir) in crate::backend::stores().await {

@@ -69,6 +69,77 @@ async fn two_sqlite_stores_on_one_file_see_each_others_writes() {
     );
 }
 
+/// Sessions another process opens count toward the cap from the next second
+/// on, whatever this store last counted.
+#[tokio::test]
+async fn sqlite_counts_sessions_another_process_opened_toward_the_cap_a_second_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    let (server, other) = (
+        SqliteStore::open(&path).unwrap(),
+        SqliteStore::open(&path).unwrap(),
+    );
+    let k = key("k", 1);
+    let now = base() + 9_000;
+    assert_eq!(server.session_room(&k.id, now, 0, 2).await.unwrap(), None);
+    for s in ["s1", "s2"] {
+        other
+            .put_session(&session(&k.id, s, "j", 10_000, None), None)
+            .await
+            .unwrap();
+    }
+    let full = server
+        .session_room(&k.id, now + 1, 0, 2)
+        .await
+        .unwrap()
+        .expect("the other process's two sessions fill the cap");
+    assert_eq!(full.count, 2);
+}
+
+/// Logins opening sessions while others ask the cap's question: however the
+/// counts and the commits interleave, every session is in the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_keeps_the_cap_bound_whole_while_sessions_open_and_counts_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("auth.db")).unwrap());
+    let k = key("k", 1);
+    let now = base() + 9_000;
+    const SESSIONS: u64 = 200;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..SESSIONS {
+        let (store, id) = (Arc::clone(&store), k.id.clone());
+        tasks.spawn(async move {
+            // A cap of 1 is met by almost any bound, so these count again
+            // and again, beside the writes.
+            store.session_room(&id, now, 0, 1).await.unwrap();
+            let s = format!("s{i}");
+            assert!(
+                store
+                    .put_session(&session(&id, &s, "j", 10_000, None), None)
+                    .await
+                    .unwrap()
+            );
+            store.session_room(&id, now, 0, 1).await.unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    // One more, with no count after it: only the bound can know of it.
+    assert!(
+        store
+            .put_session(&session(&k.id, "last", "j", 10_000, None), None)
+            .await
+            .unwrap()
+    );
+    let full = store
+        .session_room(&k.id, now, 0, SESSIONS + 1)
+        .await
+        .unwrap()
+        .expect("every session opened is in the bound");
+    assert_eq!(full.count, SESSIONS + 1);
+}
+
 /// Separate connections race as separate processes do: SQLite's own locking,
 /// not the store's mutex, must let exactly one first write through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

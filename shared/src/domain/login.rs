@@ -3,12 +3,15 @@
 //! One read when the session's token is reused (re-signed from the stored
 //! claims, so the bytes are the same); one read and one conditional write when
 //! a token is minted, plus a read of the key's session times when the login
-//! opens a session (the `MAX_SESSIONS_PER_KEY` cap). Concurrent logins race on
+//! opens a session (the `MAX_SESSIONS_PER_KEY` cap; the embedded store
+//! answers most of those from a bound it keeps). Concurrent logins race on
 //! the conditional write; a loser reads again and returns the winner's token.
 //!
 //! The cap is checked, then the session written: logins racing for a key's
 //! last free places can each pass the check, so a burst may open a few
-//! sessions past the cap (never more than the logins in flight at once).
+//! sessions past the cap (never more than the logins in flight at once; on
+//! the embedded store, plus those another process opened on the same file
+//! within the same second).
 
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -162,15 +165,22 @@ async fn issue(app: &App, token: &StoredToken, now: u64) -> Result<Option<Issued
 /// Refuses to open one more session for a key that holds as many live ones
 /// as it may; the answer says when the oldest of them expires.
 async fn check_session_cap(app: &App, record: &KeyRecord, now: u64) -> Result<(), Error> {
-    let live = app
+    let full = app
         .store
-        .live_sessions(&record.id, now, record.sessions_revoked_before)
+        .session_room(
+            &record.id,
+            now,
+            record.sessions_revoked_before,
+            app.policy.max_sessions_per_key,
+        )
         .await?;
-    if live.count < app.policy.max_sessions_per_key {
-        return Ok(());
+    match full {
+        None => Ok(()),
+        Some(live) => {
+            let oldest = live.earliest_exp.unwrap_or(now);
+            Err(Error::TooManySessions(oldest.saturating_sub(now)))
+        }
     }
-    let oldest = live.earliest_exp.unwrap_or(now);
-    Err(Error::TooManySessions(oldest.saturating_sub(now)))
 }
 
 async fn mint(

@@ -333,6 +333,21 @@ pub trait Store: Send + Sync {
         ))
     }
 
+    /// Whether a key may open one more session under a cap of `cap` live
+    /// sessions, counted as [`Self::live_sessions`] counts them: `None` if it
+    /// may, else the count that reached the cap. A store may answer `None`
+    /// from an upper bound it keeps instead of counting.
+    async fn session_room(
+        &self,
+        key: &KeyId,
+        now: u64,
+        cut_off_ms: u64,
+        cap: u64,
+    ) -> Result<Option<LiveSessions>, StoreError> {
+        let live = self.live_sessions(key, now, cut_off_ms).await?;
+        Ok((live.count >= cap).then_some(live))
+    }
+
     /// A key alone.
     async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
 

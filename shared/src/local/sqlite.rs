@@ -11,7 +11,7 @@
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, TryLockError};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -24,6 +24,8 @@ use crate::domain::session_id::SessionId;
 use crate::domain::store::{
     KeyAndSession, KeyPosition, LiveSessions, SessionRecord, SessionTimes, Store, StoreError,
 };
+use crate::local::lock;
+use crate::local::session_counts::SessionCounts;
 
 /// The schema, one step per `PRAGMA user_version`: step `i` takes a file at
 /// version `i` to `i + 1`. Files made before versions existed are at 0 with
@@ -214,6 +216,9 @@ pub struct SqliteStore {
     writer: Option<std::thread::JoinHandle<()>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Bounds on each key's live sessions, for the session cap; the writer
+    /// adds every session it commits.
+    session_counts: Arc<SessionCounts>,
 }
 
 /// Tuning of a [`SqliteStore`]; the defaults suit `authctl serve`.
@@ -271,8 +276,10 @@ impl SqliteStore {
             .map(|_| connect(path).map(Mutex::new))
             .collect::<Result<_, _>>()?;
         let (writes, jobs) = std::sync::mpsc::channel();
+        let session_counts = Arc::new(SessionCounts::default());
         let writer = Writer {
             conn: writer,
+            session_counts: Arc::clone(&session_counts),
             wal: PathBuf::from(wal),
             options,
             next_sweep: 0,
@@ -286,6 +293,7 @@ impl SqliteStore {
             writer: Some(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            session_counts,
         })
     }
 
@@ -366,6 +374,7 @@ const ROUND: usize = 1024;
 /// The writer thread's state: the one connection that writes, and its housekeeping.
 struct Writer {
     conn: Connection,
+    session_counts: Arc<SessionCounts>,
     wal: PathBuf,
     options: Options,
     /// Unix seconds of the next sweep of expired sessions.
@@ -408,7 +417,7 @@ impl Writer {
     /// follows it.
     fn commit(&mut self, puts: Vec<QueuedPut>) {
         if !puts.is_empty() {
-            commit_puts(&self.conn, puts);
+            commit_puts(&self.conn, &self.session_counts, puts);
         }
         self.bound_wal();
         self.sweep();
@@ -567,15 +576,6 @@ fn retry_soon(tries: i32) -> bool {
     true
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave SQLite half-written
-    // (transactions roll back on drop) nor the queue torn (a push is one
-    // step), so a poisoned lock is still usable.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn key_and_session(
@@ -710,6 +710,28 @@ impl Store for SqliteStore {
                 .map(|e| u64::try_from(e).map_err(|_| corrupt()))
                 .transpose()?,
         })
+    }
+
+    async fn session_room(
+        &self,
+        key: &KeyId,
+        now: u64,
+        cut_off_ms: u64,
+        cap: u64,
+    ) -> Result<Option<LiveSessions>, StoreError> {
+        let counts = &self.session_counts;
+        if counts
+            .bound(key.as_str(), now, cut_off_ms)
+            .is_some_and(|bound| bound < cap)
+        {
+            return Ok(None);
+        }
+        let ticket = counts.before_count(key.as_str());
+        // Each statement reads in a transaction of its own, begun after the
+        // ticket: a session committed before it is in this count.
+        let live = self.live_sessions(key, now, cut_off_ms).await?;
+        counts.counted(key.as_str(), ticket, now, cut_off_ms, live.count);
+        Ok((live.count >= cap).then_some(live))
     }
 
     async fn key(&self, key: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
@@ -912,9 +934,10 @@ struct QueuedPut {
 }
 
 /// Runs `puts` in one immediate transaction and tells each caller whether
-/// its condition held. Any failure rolls the whole group back and fails every
-/// write in it: nothing is half-written.
-fn commit_puts(conn: &Connection, puts: Vec<QueuedPut>) {
+/// its condition held, once `counts` holds every session it wrote. Any
+/// failure rolls the whole group back and fails every write in it: nothing
+/// is half-written.
+fn commit_puts(conn: &Connection, counts: &SessionCounts, puts: Vec<QueuedPut>) {
     let outcome = (|| {
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
         let written = puts
@@ -926,6 +949,11 @@ fn commit_puts(conn: &Connection, puts: Vec<QueuedPut>) {
     })();
     match outcome {
         Ok(written) => {
+            // Counted here, not by the caller: one that went away before its
+            // answer came would leave the bound short.
+            for (put, _) in puts.iter().zip(&written).filter(|(_, w)| **w) {
+                counts.opened(&put.key_id);
+            }
             for (put, written) in puts.into_iter().zip(written) {
                 // A caller that went away needs no answer.
                 put.reply.send(Ok(written)).ok();
