@@ -8,8 +8,11 @@
 --                               (blank line: headers end)
 --   {"api_key": "bauth_...", "session_id": "s{n}"}
 --
--- "{n}" in a body becomes a number unique to the request across threads, so
--- every request can open a new session. Requests without it are formatted
+-- "{n}" in a body becomes a number unique to the request across threads and
+-- runs (BENCH_RUN, a prefix each run sets anew), so every request opens a
+-- new session: a warm-up run before a measured one would otherwise have
+-- opened the measured run's first sessions, and those logins would reuse a
+-- token instead. Requests without it are formatted
 -- once, up front, so that the generator's own cost stays the same for every
 -- server under test.
 --
@@ -68,6 +71,7 @@ if keys_file and keys_file ~= "" then
   end
 end
 
+local run_id = os.getenv("BENCH_RUN") or ""
 local schedule = {}
 local counter = 0
 local position = 0
@@ -100,7 +104,7 @@ else
       return spec.request
     end
     counter = counter + 1
-    local n = thread_id .. "-" .. counter
+    local n = run_id .. thread_id .. "-" .. counter
     local body = spec.body:gsub("{n}", n)
     local headers = spec.headers
     if #keys > 0 then

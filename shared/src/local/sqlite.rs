@@ -197,10 +197,11 @@ const CACHE_KIB: i64 = 64 << 10;
 /// revoke) also against power loss (`synchronous=FULL` for that commit).
 ///
 /// The WAL stays bounded: the writer checkpoints (PASSIVE) right after the
-/// commit that takes the WAL past `CHECKPOINT_PAGES` (1 MiB), between
-/// writes, so the checkpoint copies every frame and the next write starts
-/// the WAL over (a checkpoint running beside the writer never caught up
-/// with it, and the WAL grew until a TRUNCATE that made readers wait). Should a reader of
+/// commit that takes the WAL past `CHECKPOINT_PAGES` (1 MiB), once that
+/// commit's callers have their answers and before its next write, so the
+/// checkpoint copies every frame and the next write starts the WAL over (a
+/// checkpoint running beside the writer never caught up with it, and the
+/// WAL grew until a TRUNCATE that made readers wait). Should a reader of
 /// another process still starve it past [`Options::wal_limit`], the writer
 /// runs a TRUNCATE checkpoint before its next write; dropping the store
 /// truncates it too.
@@ -260,9 +261,9 @@ impl SqliteStore {
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
-        writer
-            .pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)
-            .map_err(unavailable)?;
+        // In place of SQLite's auto-checkpoint, which runs inside the commit
+        // that passes the mark, before that commit's logins are answered.
+        writer.wal_hook(Some(note_wal_pages));
         writer
             .pragma_update(None, "journal_size_limit", to_i64(options.wal_limit)?)
             .map_err(unavailable)?;
@@ -419,6 +420,7 @@ impl Writer {
         if !puts.is_empty() {
             commit_puts(&self.conn, &self.session_counts, puts);
         }
+        checkpoint_due(&self.conn);
         self.bound_wal();
         self.sweep();
     }
@@ -509,6 +511,32 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     tx.commit().map_err(unavailable)
 }
 
+thread_local! {
+    /// Pages in the WAL after the last commit of this thread's connection:
+    /// set by the writer's WAL hook, read between rounds.
+    static WAL_PAGES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// The writer's WAL hook: notes the WAL's size after each commit.
+fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.set(pages);
+    Ok(())
+}
+
+/// A PASSIVE checkpoint once the WAL holds [`CHECKPOINT_PAGES`], run after
+/// the commit's callers were answered: they wait on the commit, not on the
+/// checkpoint. One that readers kept from finishing is tried again after
+/// the next commit, which the hook reports.
+fn checkpoint_due(conn: &Connection) {
+    if WAL_PAGES.get() < CHECKPOINT_PAGES {
+        return;
+    }
+    WAL_PAGES.set(0);
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::debug!(error = %e, "WAL checkpoint deferred");
+    }
+}
+
 /// A TRUNCATE checkpoint: the WAL copied into the file and cut to nothing.
 fn truncate_wal(conn: &Connection) -> Result<(), String> {
     let busy: i64 = conn
@@ -543,7 +571,7 @@ const MAX_READERS: usize = 8;
 /// checkpoint took 12 to 16 ms and the mixed load's p99 was 10 ms; at 1 MiB
 /// the p99 is 3.6 to 4.6 ms, with as many new sessions a second
 /// (BENCHMARKS.md).
-const CHECKPOINT_PAGES: i64 = 250;
+const CHECKPOINT_PAGES: i32 = 250;
 
 /// A connection with the settings every one of ours has.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
