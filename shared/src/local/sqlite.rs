@@ -171,6 +171,12 @@ const MIGRATIONS: &[&str] = &[
     WHEN old.record_id IS NOT new.record_id BEGIN
         DELETE FROM session_records WHERE id = old.record_id;
     END;",
+    // The sweep's index in the order sessions are written: the sessions of
+    // one TTL (a second's logins) sorted by key landed at random among that
+    // second's pages, a page per login; by record, each group commit's land
+    // together on the index's last page.
+    "DROP INDEX sessions_by_ttl;
+    CREATE INDEX sessions_by_ttl ON sessions (ttl, record_id);",
 ];
 
 /// The most each connection caches, in KiB (SQLite's negative form): enough
@@ -1281,5 +1287,28 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         store.record_event(&event).await.unwrap();
         assert_eq!(store.events_page(None, None, 10).await.unwrap(), [event]);
+    }
+
+    /// The sweep reads expired sessions from its index alone, oldest first,
+    /// and never scans the sessions themselves.
+    #[test]
+    fn the_sweep_finds_expired_sessions_through_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT key_id, session_id FROM sessions WHERE ttl < 5 LIMIT 10",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            plan,
+            ["SEARCH sessions USING COVERING INDEX sessions_by_ttl (ttl<?)"]
+        );
     }
 }
