@@ -202,15 +202,17 @@ const CACHE_KIB: i64 = 64 << 10;
 /// (`synchronous=NORMAL` in WAL mode); a key write or a session delete (every
 /// revoke) also against power loss (`synchronous=FULL` for that commit).
 ///
-/// The WAL stays bounded: the writer checkpoints (PASSIVE) right after the
-/// commit that takes the WAL past `CHECKPOINT_PAGES` (1 MiB), once that
-/// commit's callers have their answers and before its next write, so the
-/// checkpoint copies every frame and the next write starts the WAL over (a
-/// checkpoint running beside the writer never caught up with it, and the
-/// WAL grew until a TRUNCATE that made readers wait). Should a reader of
-/// another process still starve it past [`Options::wal_limit`], the writer
-/// runs a TRUNCATE checkpoint before its next write; dropping the store
-/// truncates it too.
+/// Checkpoints run beside the writer: each `CHECKPOINT_PAGES` (1 MiB) of
+/// WAL, the writer hands one (PASSIVE) to a thread of its own, whose
+/// `fsync` calls (one of the WAL, one of the file, a millisecond or more
+/// each) then hold no commit up. Such a checkpoint cannot start the WAL over,
+/// since the writer adds to it meanwhile, so once the WAL holds
+/// `RESTART_PAGES` (16 MiB) the writer checkpoints itself, right after a
+/// commit's callers have their answers: it copies only the frames written
+/// since the last checkpoint, and its next write starts the WAL over. Should
+/// a reader of another process still starve it past [`Options::wal_limit`],
+/// the writer runs a TRUNCATE checkpoint before its next write; dropping the
+/// store truncates it too.
 ///
 /// Every write runs on one thread of its own, fed by a queue: a commit, a
 /// WAL truncation or a sweep can take milliseconds, and on a runtime worker
@@ -293,6 +295,8 @@ impl SqliteStore {
             wal: PathBuf::from(wal),
             options,
             next_sweep: 0,
+            checkpointer: Some(Checkpointer::start(path)?),
+            handed_off: 0,
         };
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -389,6 +393,11 @@ struct Writer {
     options: Options,
     /// Unix seconds of the next sweep of expired sessions.
     next_sweep: u64,
+    /// Runs checkpoints beside the writer; `None` once closing.
+    checkpointer: Option<Checkpointer>,
+    /// The WAL's size in `CHECKPOINT_PAGES` when the last checkpoint was
+    /// handed off: the next one is due a step further.
+    handed_off: i32,
 }
 
 impl Writer {
@@ -417,6 +426,8 @@ impl Writer {
             }
             self.commit(puts);
         }
+        // Its checkpoint done first: the truncation would wait on it.
+        drop(self.checkpointer.take());
         if let Err(e) = truncate_wal(&self.conn) {
             tracing::warn!(error = %e, "WAL not truncated on close");
         }
@@ -429,9 +440,39 @@ impl Writer {
         if !puts.is_empty() {
             commit_puts(&self.conn, &self.session_counts, puts);
         }
-        checkpoint_due(&self.conn);
+        self.checkpoint_due();
         self.bound_wal();
         self.sweep();
+    }
+
+    /// Hands a checkpoint to the checkpointer each `CHECKPOINT_PAGES` of
+    /// WAL, and runs one itself past `RESTART_PAGES`, so that the next write
+    /// starts the WAL over. One that the checkpointer or a reader kept from
+    /// finishing is tried again after the next commit, which the hook
+    /// reports.
+    fn checkpoint_due(&mut self) {
+        let pages = WAL_PAGES.get();
+        if pages >= RESTART_PAGES {
+            WAL_PAGES.set(0);
+            self.handed_off = 0;
+            if let Err(e) = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                tracing::debug!(error = %e, "WAL checkpoint deferred");
+            }
+            return;
+        }
+        let step = pages / CHECKPOINT_PAGES;
+        if step != self.handed_off {
+            // Smaller: the WAL started over.
+            if step > self.handed_off
+                && let Some(checkpointer) = &self.checkpointer
+            {
+                checkpointer.nudge();
+            }
+            self.handed_off = step;
+        }
     }
 
     /// Truncates the WAL once it has grown past the limit.
@@ -529,17 +570,56 @@ fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite:
     Ok(())
 }
 
-/// A PASSIVE checkpoint once the WAL holds [`CHECKPOINT_PAGES`], run after
-/// the commit's callers were answered: they wait on the commit, not on the
-/// checkpoint. One that readers kept from finishing is tried again after
-/// the next commit, which the hook reports.
-fn checkpoint_due(conn: &Connection) {
-    if WAL_PAGES.get() < CHECKPOINT_PAGES {
-        return;
+/// The thread that runs the checkpoints the writer hands it, on a
+/// connection of its own; it stops when dropped, once its checkpoint is done.
+struct Checkpointer {
+    /// Holds one checkpoint at most: one asked for while another waits
+    /// would copy nothing more.
+    nudges: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, StoreError> {
+        let conn = connect(path)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
+        let (nudges, wake) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpointer".into())
+            .spawn(move || {
+                while wake.recv().is_ok() {
+                    // PASSIVE: it copies what no reader still needs and
+                    // never waits on one.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!(error = %e, "WAL checkpoint deferred");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(Self {
+            nudges: Some(nudges),
+            thread: Some(thread),
+        })
     }
-    WAL_PAGES.set(0);
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        tracing::debug!(error = %e, "WAL checkpoint deferred");
+
+    /// Asks for a checkpoint, unless one is already waiting.
+    fn nudge(&self) {
+        if let Some(nudges) = &self.nudges {
+            nudges.try_send(()).ok();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.nudges.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("the SQLite checkpointer thread panicked");
+        }
     }
 }
 
@@ -571,13 +651,19 @@ fn durably<T>(
 /// Readers at most, whatever the CPU count.
 const MAX_READERS: usize = 8;
 
-/// WAL pages (4 KiB each) after which the writer checkpoints: 1 MiB. Reads
-/// stall while a checkpoint copies pages (so do the runtime workers they
-/// run on), for a time that grows with the pages copied: at 16 MiB a
-/// checkpoint took 12 to 16 ms and the mixed load's p99 was 10 ms; at 1 MiB
-/// the p99 is 3.6 to 4.6 ms, with as many new sessions a second
-/// (BENCHMARKS.md).
+/// WAL pages (4 KiB each) after which the writer hands a checkpoint to the
+/// checkpointer: 1 MiB. Reads stall while a checkpoint copies pages (so do
+/// the runtime workers they run on), for a time that grows with the pages
+/// copied: at 16 MiB a checkpoint took 12 to 16 ms and the mixed load's p99
+/// was 10 ms; at 1 MiB the p99 is 3.6 to 4.6 ms (BENCHMARKS.md).
 const CHECKPOINT_PAGES: i32 = 250;
+
+/// WAL pages (16 MiB) after which the writer checkpoints itself, so that
+/// its next write starts the WAL over: the checkpointer has copied all but
+/// the last frames by then, so this one copies few, but its two `fsync`
+/// calls hold the writer up, a sixteenth as often as a checkpoint of its
+/// own each 1 MiB did.
+const RESTART_PAGES: i32 = 4096;
 
 /// A connection with the settings every one of ours has.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
