@@ -208,8 +208,9 @@ const CACHE_KIB: i64 = 64 << 10;
 /// each) then hold no commit up. Such a checkpoint cannot start the WAL over,
 /// since the writer adds to it meanwhile, so once the WAL holds
 /// `RESTART_PAGES` (16 MiB) the writer checkpoints itself, right after a
-/// commit's callers have their answers: it copies only the frames written
-/// since the last checkpoint, and its next write starts the WAL over. Should
+/// commit's callers have their answers (and after the checkpointer's, if
+/// one is under way): it copies only the frames written since the last
+/// checkpoint, and its next write starts the WAL over. Should
 /// a reader of another process still starve it past [`Options::wal_limit`],
 /// the writer runs a TRUNCATE checkpoint before its next write; dropping the
 /// store truncates it too.
@@ -365,11 +366,7 @@ impl Drop for SqliteStore {
     /// WAL into the file and truncates it, and drop waits for it.
     fn drop(&mut self) {
         drop(self.writes.take());
-        if let Some(writer) = self.writer.take()
-            && writer.join().is_err()
-        {
-            tracing::warn!("the SQLite writer thread panicked");
-        }
+        join(self.writer.take(), "writer");
     }
 }
 
@@ -455,6 +452,7 @@ impl Writer {
         if pages >= RESTART_PAGES {
             WAL_PAGES.set(0);
             self.handed_off = 0;
+            let _alone = self.checkpointer.as_ref().map(Checkpointer::hold);
             if let Err(e) = self
                 .conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
@@ -481,6 +479,7 @@ impl Writer {
         if size > self.options.wal_limit {
             // Still busy (a reader of another process holding an old
             // snapshot past the busy timeout): the next write tries again.
+            let _alone = self.checkpointer.as_ref().map(Checkpointer::hold);
             if let Err(e) = truncate_wal(&self.conn) {
                 tracing::debug!(error = %e, size, "WAL truncation deferred");
             }
@@ -577,6 +576,9 @@ struct Checkpointer {
     /// would copy nothing more.
     nudges: Option<std::sync::mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Held while a checkpoint runs. SQLite runs one checkpoint at a time
+    /// and fails any other at once, so the writer takes it before its own.
+    running: Arc<Mutex<()>>,
 }
 
 impl Checkpointer {
@@ -585,10 +587,13 @@ impl Checkpointer {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
         let (nudges, wake) = std::sync::mpsc::sync_channel(1);
+        let running = Arc::new(Mutex::new(()));
+        let held = Arc::clone(&running);
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpointer".into())
             .spawn(move || {
                 while wake.recv().is_ok() {
+                    let _running = lock(&held);
                     // PASSIVE: it copies what no reader still needs and
                     // never waits on one.
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
@@ -601,7 +606,14 @@ impl Checkpointer {
         Ok(Self {
             nudges: Some(nudges),
             thread: Some(thread),
+            running,
         })
+    }
+
+    /// Waits for the checkpoint under way, if any, and keeps the next from
+    /// starting while the guard lives.
+    fn hold(&self) -> MutexGuard<'_, ()> {
+        lock(&self.running)
     }
 
     /// Asks for a checkpoint, unless one is already waiting.
@@ -615,11 +627,16 @@ impl Checkpointer {
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         drop(self.nudges.take());
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::warn!("the SQLite checkpointer thread panicked");
-        }
+        join(self.thread.take(), "checkpointer");
+    }
+}
+
+/// Waits for one of the store's threads, whose queue its caller has closed.
+fn join(thread: Option<std::thread::JoinHandle<()>>, name: &str) {
+    if let Some(thread) = thread
+        && thread.join().is_err()
+    {
+        tracing::warn!(thread = name, "a SQLite thread panicked");
     }
 }
 
