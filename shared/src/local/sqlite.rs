@@ -453,33 +453,26 @@ impl Writer {
             WAL_PAGES.set(0);
             self.handed_off = 0;
             let _alone = self.checkpointer.as_ref().map(Checkpointer::hold);
-            if let Err(e) = self
-                .conn
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            {
-                tracing::debug!(error = %e, "WAL checkpoint deferred");
-            }
+            checkpoint(&self.conn);
             return;
         }
+        // A smaller step: the WAL started over.
         let step = pages / CHECKPOINT_PAGES;
-        if step != self.handed_off {
-            // Smaller: the WAL started over.
-            if step > self.handed_off
-                && let Some(checkpointer) = &self.checkpointer
-            {
-                checkpointer.nudge();
-            }
-            self.handed_off = step;
+        if step > self.handed_off
+            && let Some(checkpointer) = &self.checkpointer
+        {
+            checkpointer.nudge();
         }
+        self.handed_off = step;
     }
 
     /// Truncates the WAL once it has grown past the limit.
     fn bound_wal(&self) {
         let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
         if size > self.options.wal_limit {
+            let _alone = self.checkpointer.as_ref().map(Checkpointer::hold);
             // Still busy (a reader of another process holding an old
             // snapshot past the busy timeout): the next write tries again.
-            let _alone = self.checkpointer.as_ref().map(Checkpointer::hold);
             if let Err(e) = truncate_wal(&self.conn) {
                 tracing::debug!(error = %e, size, "WAL truncation deferred");
             }
@@ -594,12 +587,7 @@ impl Checkpointer {
             .spawn(move || {
                 while wake.recv().is_ok() {
                     let _running = lock(&held);
-                    // PASSIVE: it copies what no reader still needs and
-                    // never waits on one.
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::debug!(error = %e, "WAL checkpoint deferred");
-                    }
+                    checkpoint(&conn);
                 }
             })
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
@@ -628,6 +616,14 @@ impl Drop for Checkpointer {
     fn drop(&mut self) {
         drop(self.nudges.take());
         join(self.thread.take(), "checkpointer");
+    }
+}
+
+/// A PASSIVE checkpoint: it copies what no reader still needs and never
+/// waits on one; what it left is copied by a later one.
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::debug!(error = %e, "WAL checkpoint deferred");
     }
 }
 
